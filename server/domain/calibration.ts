@@ -1,0 +1,120 @@
+// Turns raw scores into calibrated statements (DESIGN.md §1): empirical
+// p-values against held-out normal images, percentiles, suggested thresholds
+// at a false-alarm rate, a combined verdict, and AUROC for evaluation.
+import type { Assessment, Calibration, Channel, ChannelCalibration, RawScores } from './types.js';
+import { CHANNELS } from './types.js';
+
+/** Index of the first element >= s in an ascending array. */
+function lowerBound(sorted: readonly number[], s: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * p = (1 + #{v >= s}) / (n + 1). Beyond the largest calibration score the
+ * p-value keeps falling along an exponential tail fitted to the top decile,
+ * so that a score far outside anything seen is not stuck at 1 / (n + 1).
+ */
+export function pValue(cal: ChannelCalibration, s: number): number {
+  const { scores, tailScale } = cal;
+  const n = scores.length;
+  if (n === 0) return 1;
+  if (Number.isNaN(s)) return 1;
+  const max = scores[n - 1];
+  if (s <= max) return (1 + n - lowerBound(scores, s)) / (n + 1);
+  return Math.exp(-(s - max) / tailScale) / (n + 1);
+}
+
+/** Share of calibration scores below s, as a percentage (ties count half). */
+export function percentile(sorted: readonly number[], s: number): number {
+  const n = sorted.length;
+  if (n === 0) return 50;
+  const below = lowerBound(sorted, s);
+  let ties = 0;
+  while (below + ties < n && sorted[below + ties] === s) ties++;
+  return (100 * (below + ties / 2)) / n;
+}
+
+/** Smallest threshold t such that at most `rate` of the calibration scores exceed it. */
+export function thresholdAt(sorted: readonly number[], rate: number): number {
+  const n = sorted.length;
+  if (n === 0) return Infinity;
+  const allowed = Math.floor(rate * n + 1e-9);
+  return sorted[Math.max(0, n - 1 - allowed)];
+}
+
+/** Mean excess over the (k+1)-th largest score, k = max(5, 10 % of n). */
+export function tailScaleOf(sorted: readonly number[]): number {
+  const n = sorted.length;
+  if (n < 2) return Math.max(Math.abs(sorted[0] ?? 1) * 0.1, 1e-12);
+  const k = Math.min(n - 1, Math.max(5, Math.ceil(0.1 * n)));
+  const u = sorted[n - 1 - k];
+  let sum = 0;
+  for (let i = n - k; i < n; i++) sum += sorted[i] - u;
+  const scale = sum / k;
+  // All tied: fall back to a small fraction of the value's magnitude.
+  return scale > 0 ? scale : Math.max(Math.abs(u) * 1e-3, 1e-12);
+}
+
+/** Bonferroni-corrected minimum p-value: valid without assuming independence. */
+export function combinePValues(ps: readonly number[]): number {
+  return Math.min(1, ps.length * Math.min(...ps));
+}
+
+export function buildCalibration(
+  scores: Record<Channel, readonly number[]>,
+  falseAlarmRate: number,
+  heatmapScale: number,
+): Calibration {
+  const channels = {} as Record<Channel, ChannelCalibration>;
+  for (const ch of CHANNELS) {
+    const sorted = Float64Array.from(scores[ch]).sort();
+    const arr = Array.from(sorted);
+    channels[ch] = {
+      scores: arr,
+      threshold: thresholdAt(arr, falseAlarmRate),
+      tailScale: tailScaleOf(arr),
+    };
+  }
+  return { n: scores.kl.length, falseAlarmRate, channels, heatmapScale };
+}
+
+export function assess(cal: Calibration, raw: RawScores): Assessment {
+  const p = {} as Assessment['p'];
+  const pct = {} as Assessment['percentile'];
+  for (const ch of CHANNELS) {
+    p[ch] = pValue(cal.channels[ch], raw[ch]);
+    pct[ch] = percentile(cal.channels[ch].scores, raw[ch]);
+  }
+  p.combined = combinePValues(CHANNELS.map((ch) => p[ch]));
+  return { p, percentile: pct, anomaly: p.combined < cal.falseAlarmRate };
+}
+
+/**
+ * Area under the ROC curve: the probability that a random positive scores
+ * above a random negative (ties count half), via the Mann–Whitney U statistic.
+ */
+export function auroc(negatives: readonly number[], positives: readonly number[]): number {
+  const nNeg = negatives.length;
+  const nPos = positives.length;
+  if (nNeg === 0 || nPos === 0) return NaN;
+  const all = [
+    ...negatives.map((v) => ({ v, pos: false })),
+    ...positives.map((v) => ({ v, pos: true })),
+  ].sort((a, b) => a.v - b.v);
+  let rankSumPos = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j < all.length && all[j].v === all[i].v) j++;
+    const midRank = (i + 1 + j) / 2; // ranks are 1-based
+    for (let k = i; k < j; k++) if (all[k].pos) rankSumPos += midRank;
+    i = j;
+  }
+  return (rankSumPos - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
+}

@@ -1,0 +1,49 @@
+// One error type for everything a user can get wrong. It carries a stable
+// machine-readable code and the HTTP status the API will answer with.
+
+export type ErrorCode =
+  | 'bad_request'
+  | 'invalid_option'
+  | 'not_found'
+  | 'empty_file'
+  | 'unsupported_image'
+  | 'corrupt_image'
+  | 'image_too_large'
+  | 'not_enough_images'
+  | 'model_invalid'
+  | 'cancelled';
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  invalid_option: 400,
+  not_found: 404,
+  empty_file: 422,
+  unsupported_image: 415,
+  corrupt_image: 422,
+  image_too_large: 413,
+  not_enough_images: 422,
+  model_invalid: 422,
+  cancelled: 409,
+};
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppError';
+    this.code = code;
+    this.status = STATUS[code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Normalises anything thrown into `{code, message}` for output. */
+export function errorBody(err: unknown): { code: string; message: string } {
+  if (err instanceof AppError) return err.toJSON();
+  return { code: 'internal', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,111 @@
+// A trained model with its calibration: scores images into calibrated
+// results, one file at a time or in batches, and evaluates AUROC.
+import { readFile } from 'node:fs/promises';
+import { auroc, assess } from '../domain/calibration.js';
+import { AppError, errorBody } from '../domain/errors.js';
+import type { Assessment, Channel, ModelMeta, RawScores } from '../domain/types.js';
+import { CHANNELS } from '../domain/types.js';
+import { loadImages, type ImageSet, type LoadFailure } from '../ml/dataset.js';
+import { decodeImage } from '../ml/images.js';
+import { loadModel } from '../ml/model-store.js';
+import { scoreImages, type ScoringModel } from '../ml/score.js';
+import type { Vae } from '../ml/vae.js';
+
+export interface Detector {
+  vae: Vae;
+  meta: ModelMeta;
+}
+
+export type ScoredImage = RawScores & Assessment;
+
+export type FileResult =
+  | ({ file: string } & ScoredImage)
+  | { file: string; error: { code: string; message: string } };
+
+export async function loadDetector(dir: string): Promise<Detector> {
+  return loadModel(dir);
+}
+
+export function scoringModel(d: Detector): ScoringModel {
+  return { vae: d.vae, likelihood: d.meta.likelihood.kind, sigma2: d.meta.likelihood.sigma2 };
+}
+
+export function scoreSet(d: Detector, set: ImageSet, batchSize = 64): ScoredImage[] {
+  return scoreImages(scoringModel(d), set, { batchSize }).scores.map((s) => ({ ...s, ...assess(d.meta.calibration, s) }));
+}
+
+/**
+ * Scores files in batches, reporting each result in input order as soon as
+ * its batch is done. An unreadable file yields an error result; the rest go on.
+ */
+export async function scoreFiles(
+  d: Detector,
+  files: readonly string[],
+  onResult: (r: FileResult, index: number) => void,
+  batchSize = 64,
+): Promise<void> {
+  const { size, channels } = d.meta.input;
+  const p = size * size * channels;
+  for (let start = 0; start < files.length; start += batchSize) {
+    const chunk = files.slice(start, start + batchSize);
+    const decoded = await Promise.all(
+      chunk.map(async (file) => {
+        try {
+          return (await decodeImage(await readFile(file), { size, channels }, file)).pixels;
+        } catch (err) {
+          if (err instanceof AppError) return err;
+          return new AppError('not_found', `${file}: ${(err as Error).message}`);
+        }
+      }),
+    );
+    const ok = decoded.filter((x): x is Float32Array => x instanceof Float32Array);
+    const data = new Float32Array(ok.length * p);
+    ok.forEach((px, i) => data.set(px, i * p));
+    const scored = scoreSet(d, { data, count: ok.length, size, channels }, batchSize);
+    let k = 0;
+    decoded.forEach((x, i) => {
+      const file = chunk[i];
+      onResult(x instanceof Float32Array ? { file, ...scored[k++] } : { file, error: errorBody(x) }, start + i);
+    });
+  }
+}
+
+export interface Evaluation {
+  auroc: Record<Channel | 'combined', number>;
+  normal: number;
+  anomalous: number;
+  /** Share of normal images flagged anomalous, and of anomalous images caught, by the verdict. */
+  falseAlarmRate: number;
+  detectionRate: number;
+  failures: { file: string; error: { code: string; message: string } }[];
+}
+
+/** -log p grows with evidence; used to rank by the combined p-value. */
+function combinedScore(s: ScoredImage): number {
+  return -Math.log(s.p.combined);
+}
+
+export function evaluateSets(d: Detector, normal: ImageSet, anomalous: ImageSet): Omit<Evaluation, 'failures'> {
+  const neg = scoreSet(d, normal);
+  const pos = scoreSet(d, anomalous);
+  const result = {} as Evaluation['auroc'];
+  for (const ch of CHANNELS) result[ch] = auroc(neg.map((s) => s[ch]), pos.map((s) => s[ch]));
+  result.combined = auroc(neg.map(combinedScore), pos.map(combinedScore));
+  return {
+    auroc: result,
+    normal: neg.length,
+    anomalous: pos.length,
+    falseAlarmRate: neg.filter((s) => s.anomaly).length / Math.max(1, neg.length),
+    detectionRate: pos.filter((s) => s.anomaly).length / Math.max(1, pos.length),
+  };
+}
+
+export async function evaluateFiles(d: Detector, normalFiles: string[], anomalousFiles: string[]): Promise<Evaluation> {
+  const opts = { size: d.meta.input.size, channels: d.meta.input.channels };
+  const [normal, anomalous] = [await loadImages(normalFiles, opts), await loadImages(anomalousFiles, opts)];
+  for (const [name, loaded] of [['normal', normal], ['anomalous', anomalous]] as const) {
+    if (loaded.set.count === 0) throw new AppError('not_enough_images', `no readable ${name} images to evaluate`);
+  }
+  const failures = [...normal.failures, ...anomalous.failures].map((f: LoadFailure) => ({ file: f.file, error: f.error.toJSON() }));
+  return { ...evaluateSets(d, normal.set, anomalous.set), failures };
+}

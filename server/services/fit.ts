@@ -1,0 +1,108 @@
+// Fitting a detector: split off held-out normal images, train the VAE on the
+// rest, then calibrate every channel on the held-out split (DESIGN.md §1).
+import { AppError } from '../domain/errors.js';
+import { buildCalibration } from '../domain/calibration.js';
+import type { Calibration, ModelMeta, TrainOptions, TrainProgress } from '../domain/types.js';
+import { subset, type ImageSet } from '../ml/dataset.js';
+import { mulberry32, shuffledIndices } from '../ml/random.js';
+import { scoreImages } from '../ml/score.js';
+import { trainVae, type TrainResult } from '../ml/train.js';
+import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
+
+export const MIN_TRAINING_IMAGES = 20;
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  size: 64,
+  channels: 1,
+  latent: 16,
+  baseFilters: 32,
+  beta: 1,
+  likelihood: 'gaussian',
+  epochs: 30,
+  batchSize: 64,
+  learningRate: 1e-3,
+  validationFraction: 0.1,
+  minValidation: 50,
+  patience: 5,
+  seed: 42,
+  falseAlarmRate: 0.01,
+};
+
+export function validateTrainOptions(o: TrainOptions): void {
+  validateVaeOptions({ ...o, seed: o.seed });
+  const bad = (msg: string) => new AppError('invalid_option', msg);
+  const posInt = (v: number, name: string, max: number) => {
+    if (!Number.isInteger(v) || v < 1 || v > max) throw bad(`${name} must be an integer from 1 to ${max}, got ${v}`);
+  };
+  posInt(o.epochs, '--epochs', 10_000);
+  posInt(o.batchSize, '--batch', 4096);
+  posInt(o.patience, 'patience', 10_000);
+  if (!(o.beta > 0 && o.beta <= 1000)) throw bad(`--beta must be a number above 0 and at most 1000, got ${o.beta}`);
+  if (!(o.learningRate > 0 && o.learningRate < 1)) throw bad(`learning rate must be in (0, 1), got ${o.learningRate}`);
+  if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw bad(`validation fraction must be in (0, 1), got ${o.validationFraction}`);
+  if (!(o.falseAlarmRate > 0 && o.falseAlarmRate < 1)) throw bad(`false-alarm rate must be in (0, 1), got ${o.falseAlarmRate}`);
+  if (o.likelihood !== 'gaussian' && o.likelihood !== 'bernoulli') throw bad(`likelihood must be gaussian or bernoulli, got ${o.likelihood}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw bad(`--seed must be a non-negative integer, got ${o.seed}`);
+}
+
+/** 10 % by default, but at least `minValidation` (capped at a quarter of the data). */
+export function validationCount(n: number, fraction: number, minValidation: number): number {
+  return Math.max(Math.ceil(fraction * n), Math.min(minValidation, Math.floor(n / 4)));
+}
+
+export interface FitHooks {
+  onProgress?: (event: TrainProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface FittedDetector {
+  vae: Vae;
+  likelihood: ModelMeta['likelihood'];
+  calibration: Calibration;
+  training: TrainResult;
+  split: { train: number; validation: number };
+}
+
+/** The value below which `q` of the numbers fall (nearest rank). */
+function quantile(values: Float32Array, q: number): number {
+  const sorted = Float32Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHooks = {}): Promise<FittedDetector> {
+  validateTrainOptions(o);
+  if (set.count < MIN_TRAINING_IMAGES) {
+    throw new AppError('not_enough_images', `need at least ${MIN_TRAINING_IMAGES} readable normal images to train, got ${set.count}`);
+  }
+  const order = shuffledIndices(set.count, mulberry32(o.seed));
+  const nVal = validationCount(set.count, o.validationFraction, o.minValidation);
+  const val = subset(set, order.subarray(0, nVal));
+  const train = subset(set, order.subarray(nVal));
+
+  const vae = createVae({ size: o.size, channels: o.channels, latent: o.latent, baseFilters: o.baseFilters, seed: o.seed });
+  try {
+    const training = await trainVae(vae, train, val, { ...o, ...hooks });
+    hooks.onProgress?.({ type: 'calibrating', images: val.count });
+    const likelihood = { kind: o.likelihood, sigma2: training.sigma2 };
+    const scored = scoreImages({ vae, likelihood: o.likelihood, sigma2: training.sigma2 }, val, { errorMaps: true });
+    const pixelErrors = new Float32Array(scored.errorMaps.reduce((a, m) => a + m.length, 0));
+    let offset = 0;
+    for (const m of scored.errorMaps) {
+      pixelErrors.set(m, offset);
+      offset += m.length;
+    }
+    const calibration = buildCalibration(
+      {
+        kl: scored.scores.map((s) => s.kl),
+        recon: scored.scores.map((s) => s.recon),
+        elbo: scored.scores.map((s) => s.elbo),
+      },
+      o.falseAlarmRate,
+      quantile(pixelErrors, 0.999),
+    );
+    return { vae, likelihood, calibration, training, split: { train: train.count, validation: val.count } };
+  } catch (err) {
+    vae.model.dispose();
+    throw err;
+  }
+}

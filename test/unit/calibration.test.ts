@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { assess, auroc, buildCalibration, combinePValues, percentile, pValue, tailScaleOf, thresholdAt } from '../../server/domain/calibration.js';
+
+const ascending = Array.from({ length: 99 }, (_, i) => i + 1); // 1..99
+
+describe('pValue', () => {
+  const cal = { scores: ascending, threshold: 99, tailScale: tailScaleOf(ascending) };
+  it('is (1 + #{v >= s}) / (n + 1) inside the calibration range', () => {
+    expect(pValue(cal, 0)).toBe(1);
+    expect(pValue(cal, 1)).toBe(1);
+    expect(pValue(cal, 50)).toBeCloseTo(51 / 100);
+    expect(pValue(cal, 50.5)).toBeCloseTo(50 / 100);
+    expect(pValue(cal, 99)).toBeCloseTo(2 / 100);
+  });
+  it('keeps falling beyond the largest score along the fitted tail', () => {
+    const justAbove = pValue(cal, 99.0001);
+    expect(justAbove).toBeLessThanOrEqual(1 / 100);
+    expect(justAbove).toBeGreaterThan(0.99 / 100);
+    expect(pValue(cal, 150)).toBeLessThan(pValue(cal, 120));
+    expect(pValue(cal, 1e6)).toBeGreaterThanOrEqual(0);
+  });
+  it('is monotone non-increasing in the score', () => {
+    let last = 1;
+    for (let s = -5; s < 200; s += 0.37) {
+      const p = pValue(cal, s);
+      expect(p).toBeLessThanOrEqual(last);
+      last = p;
+    }
+  });
+  it('treats NaN as no evidence', () => {
+    expect(pValue(cal, NaN)).toBe(1);
+  });
+});
+
+describe('thresholdAt', () => {
+  it('lets at most the given share of calibration scores exceed it', () => {
+    expect(thresholdAt(ascending, 0.01)).toBe(99); // 0.99 of 99 allowed above: none
+    expect(thresholdAt(ascending, 0.02)).toBe(98); // 1 of 99 above
+    expect(thresholdAt(ascending, 0.1)).toBe(90);
+    expect(thresholdAt([1, 2, 3], 0.01)).toBe(3);
+  });
+  it('matches the p-value: about rate of normal images score above it', () => {
+    const t = thresholdAt(ascending, 0.05);
+    expect(ascending.filter((v) => v > t).length / ascending.length).toBeLessThanOrEqual(0.05);
+  });
+});
+
+describe('percentile', () => {
+  it('counts ties as half', () => {
+    expect(percentile([1, 2, 3, 4], 0)).toBe(0);
+    expect(percentile([1, 2, 3, 4], 2)).toBe(37.5);
+    expect(percentile([1, 2, 3, 4], 10)).toBe(100);
+  });
+});
+
+describe('combinePValues', () => {
+  it('is the Bonferroni-corrected minimum, capped at 1', () => {
+    expect(combinePValues([0.5, 0.01, 0.2])).toBeCloseTo(0.03);
+    expect(combinePValues([0.9, 0.5, 0.4])).toBe(1);
+  });
+});
+
+describe('assess', () => {
+  it('flags a score far outside every channel and not one inside', () => {
+    const scores = { kl: ascending, recon: ascending.map((v) => v / 100), elbo: ascending.map((v) => v * 10) };
+    const cal = buildCalibration(scores, 0.01, 0.5);
+    expect(cal.n).toBe(99);
+    expect(cal.channels.recon.threshold).toBeCloseTo(0.99);
+    const normal = assess(cal, { kl: 50, recon: 0.5, elbo: 500 });
+    expect(normal.anomaly).toBe(false);
+    expect(normal.percentile.kl).toBeCloseTo(50); // 49 below + half of 1 tie, of 99
+    const outlier = assess(cal, { kl: 10, recon: 5, elbo: 500 });
+    expect(outlier.anomaly).toBe(true);
+    expect(outlier.p.recon).toBeLessThan(1e-3);
+    expect(outlier.p.combined).toBeCloseTo(3 * outlier.p.recon);
+  });
+  it('sorts unsorted calibration input', () => {
+    const cal = buildCalibration({ kl: [3, 1, 2], recon: [3, 1, 2], elbo: [3, 1, 2] }, 0.01, 1);
+    expect(cal.channels.kl.scores).toEqual([1, 2, 3]);
+  });
+});
+
+describe('auroc', () => {
+  it('is 1 for perfect separation, 0.5 for identical sets, 0 for reversed', () => {
+    expect(auroc([1, 2, 3], [4, 5])).toBe(1);
+    expect(auroc([1, 2, 3], [1, 2, 3])).toBe(0.5);
+    expect(auroc([4, 5], [1, 2, 3])).toBe(0);
+  });
+  it('counts ties as half', () => {
+    expect(auroc([1, 2], [2, 3])).toBeCloseTo(0.875);
+  });
+  it('is NaN without both classes', () => {
+    expect(auroc([], [1])).toBeNaN();
+  });
+});
