@@ -62,11 +62,17 @@ export async function loadModel(dir: string): Promise<{ vae: Vae; meta: ModelMet
   if (meta.format !== FORMAT) {
     throw new AppError('model_invalid', `${dir}: unknown model format ${JSON.stringify(meta.format)}, expected ${FORMAT}`);
   }
+  const weightSpecs = modelJson.weightsManifest.flatMap((g) => g.weights);
+  const expectedBytes = weightSpecs.reduce((sum, w) => sum + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
+  // Checked before building the model: a failed load would leave its variables allocated.
+  if (weights.byteLength !== expectedBytes || weightSpecs.some((w) => w.dtype !== 'float32')) {
+    throw new AppError('model_invalid', `${dir}: weights.bin has ${weights.byteLength} bytes, model.json expects ${expectedBytes} of float32`);
+  }
   try {
     const model = await tf.loadLayersModel(
       tf.io.fromMemory({
         modelTopology: modelJson.modelTopology,
-        weightSpecs: modelJson.weightsManifest.flatMap((g) => g.weights),
+        weightSpecs,
         weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
       }),
     );

@@ -197,16 +197,25 @@ function conv2DBackpropInput(args: {
 }
 
 let registered = false;
+let stockBackpropInput: tf.KernelConfig | undefined;
+
+function install(kernelName: string, kernelFunc: tf.KernelFunc, setupFunc?: tf.KernelSetupFunc): void {
+  if (tf.getKernel(kernelName, 'wasm') != null) tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc, setupFunc });
+}
 
 /** Installs the two kernels for the 'wasm' backend (idempotent). */
 export function registerWasmConvKernels(): void {
   if (registered) return;
-  for (const [kernelName, kernelFunc] of [
-    ['Conv2DBackpropFilter', conv2DBackpropFilter],
-    ['Conv2DBackpropInput', conv2DBackpropInput],
-  ] as const) {
-    if (tf.getKernel(kernelName, 'wasm') != null) tf.unregisterKernel(kernelName, 'wasm');
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
-  }
+  stockBackpropInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  install('Conv2DBackpropFilter', conv2DBackpropFilter as tf.KernelFunc);
+  install('Conv2DBackpropInput', conv2DBackpropInput as tf.KernelFunc);
   registered = true;
+}
+
+/** Benchmarks only: switch between wasm's stock Conv2DBackpropInput and ours. */
+export function useStockBackpropInput(stock: boolean): void {
+  if (!stockBackpropInput) throw new Error('registerWasmConvKernels() has not run');
+  if (stock) install('Conv2DBackpropInput', stockBackpropInput.kernelFunc, stockBackpropInput.setupFunc);
+  else install('Conv2DBackpropInput', conv2DBackpropInput as tf.KernelFunc);
 }

@@ -11,15 +11,29 @@ import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
 
 export const MIN_TRAINING_IMAGES = 20;
 
+/** batchSize 0 means: pick one from the number of training images (see autoBatchSize). */
+export const AUTO_BATCH = 0;
+
+/**
+ * The largest of 64, 32, 16 that still gives an epoch at least 20 steps: small
+ * data sets need more optimizer steps more than they need big batches
+ * (measured on the fixtures: batch 16 took recon AUROC from 0.86 to 0.90 at
+ * the same 30 epochs).
+ */
+export function autoBatchSize(trainImages: number): number {
+  for (const b of [64, 32]) if (trainImages / b >= 20) return b;
+  return 16;
+}
+
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   size: 64,
   channels: 1,
-  latent: 16,
+  latent: 32,
   baseFilters: 32,
   beta: 1,
   likelihood: 'gaussian',
   epochs: 30,
-  batchSize: 64,
+  batchSize: AUTO_BATCH,
   learningRate: 1e-3,
   validationFraction: 0.1,
   minValidation: 50,
@@ -35,7 +49,7 @@ export function validateTrainOptions(o: TrainOptions): void {
     if (!Number.isInteger(v) || v < 1 || v > max) throw bad(`${name} must be an integer from 1 to ${max}, got ${v}`);
   };
   posInt(o.epochs, '--epochs', 10_000);
-  posInt(o.batchSize, '--batch', 4096);
+  if (o.batchSize !== AUTO_BATCH) posInt(o.batchSize, '--batch', 4096);
   posInt(o.patience, 'patience', 10_000);
   if (!(o.beta > 0 && o.beta <= 1000)) throw bad(`--beta must be a number above 0 and at most 1000, got ${o.beta}`);
   if (!(o.learningRate > 0 && o.learningRate < 1)) throw bad(`learning rate must be in (0, 1), got ${o.learningRate}`);
@@ -60,6 +74,8 @@ export interface FittedDetector {
   likelihood: ModelMeta['likelihood'];
   calibration: Calibration;
   training: TrainResult;
+  /** The options as used, with the batch size resolved. */
+  options: TrainOptions;
   split: { train: number; validation: number };
 }
 
@@ -79,6 +95,7 @@ export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHook
   const val = subset(set, order.subarray(0, nVal));
   const train = subset(set, order.subarray(nVal));
 
+  if (o.batchSize === AUTO_BATCH) o = { ...o, batchSize: autoBatchSize(train.count) };
   const vae = createVae({ size: o.size, channels: o.channels, latent: o.latent, baseFilters: o.baseFilters, seed: o.seed });
   try {
     const training = await trainVae(vae, train, val, { ...o, ...hooks });
@@ -100,7 +117,7 @@ export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHook
       o.falseAlarmRate,
       quantile(pixelErrors, 0.999),
     );
-    return { vae, likelihood, calibration, training, split: { train: train.count, validation: val.count } };
+    return { vae, likelihood, calibration, training, options: o, split: { train: train.count, validation: val.count } };
   } catch (err) {
     vae.model.dispose();
     throw err;

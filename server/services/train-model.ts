@@ -30,7 +30,7 @@ export async function trainModel(req: TrainModelRequest): Promise<{ meta: ModelM
       id: path.basename(path.resolve(req.outDir)),
       createdAt: new Date().toISOString(),
       input: { size: o.size, channels: o.channels, resize: 'fill' },
-      options: o,
+      options: fitted.options,
       likelihood: fitted.likelihood,
       dataset: {
         source: req.source,
