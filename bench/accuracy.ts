@@ -23,6 +23,7 @@ const { values: v } = parseArgs({
     latent: { type: 'string' },
     filters: { type: 'string' },
     beta: { type: 'string' },
+    sigma: { type: 'string' },
     seed: { type: 'string' },
     tag: { type: 'string' },
   },
@@ -37,6 +38,7 @@ const options: TrainOptions = {
   latent: Number(v.latent ?? DEFAULT_TRAIN_OPTIONS.latent),
   baseFilters: Number(v.filters ?? DEFAULT_TRAIN_OPTIONS.baseFilters),
   beta: Number(v.beta ?? DEFAULT_TRAIN_OPTIONS.beta),
+  decoderSigma: v.sigma === undefined ? DEFAULT_TRAIN_OPTIONS.decoderSigma : Number(v.sigma),
   seed: Number(v.seed ?? DEFAULT_TRAIN_OPTIONS.seed),
   // Early stopping would cut runs short differently per class; the protocol fixes epochs.
   patience: 10_000,
@@ -44,7 +46,7 @@ const options: TrainOptions = {
 
 const backend = await initBackend();
 const [train, test] = [await loadSplit('train'), await loadSplit('t10k')];
-console.error(`backend ${backend.name}; classes ${classes.join(',')}; ${options.epochs} epochs; likelihood ${options.likelihood}`);
+console.error(`backend ${backend.name}; classes ${classes.join(',')}; ${options.epochs} epochs; likelihood ${options.likelihood}; sigma ${options.decoderSigma ?? 'learned'}; latent ${options.latent}`);
 
 type ClassResult = ReturnType<typeof evaluateSets> & { class: number; name: string; trainImagesPerSecond: number; seconds: number };
 const perClass: ClassResult[] = [];

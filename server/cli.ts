@@ -19,7 +19,7 @@ import { bar, formatDuration, num, table } from './cli-format.js';
 const USAGE = `usage:
   latentwatch train --data <dir> --out <model-dir> [--size N] [--channels 1|3]
                     [--latent N] [--epochs N] [--batch N] [--beta X] [--seed N]
-                    [--filters N] [--likelihood gaussian|bernoulli] [--json]
+                    [--filters N] [--likelihood gaussian|bernoulli] [--sigma X] [--json]
   latentwatch score --model <model-dir> <file-or-dir>... [--json]
   latentwatch eval  --model <model-dir> --normal <dir> --anomalous <dir> [--json]
 
@@ -93,7 +93,7 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
   const { values: v } = parse(args, {
     data: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' }, channels: { type: 'string' },
     latent: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
-    seed: { type: 'string' }, filters: { type: 'string' }, likelihood: { type: 'string' },
+    seed: { type: 'string' }, filters: { type: 'string' }, likelihood: { type: 'string' }, sigma: { type: 'string' },
   });
   const d = DEFAULT_TRAIN_OPTIONS;
   const data = required(v.data, 'data');
@@ -109,6 +109,7 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
     seed: intFlag(v.seed, 'seed', d.seed),
     baseFilters: intFlag(v.filters, 'filters', d.baseFilters),
     likelihood: (v.likelihood as TrainOptions['likelihood'] | undefined) ?? d.likelihood,
+    decoderSigma: v.sigma === undefined ? d.decoderSigma : numFlag(v.sigma, 'sigma', 0),
   };
   const info = await backend();
   announceBackend(out, info);

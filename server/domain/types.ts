@@ -31,6 +31,8 @@ export interface TrainOptions {
   baseFilters: number;
   beta: number;
   likelihood: Likelihood;
+  /** Gaussian decoder standard deviation; null = learned (calibrated decoder). */
+  decoderSigma: number | null;
   epochs: number;
   batchSize: number;
   learningRate: number;

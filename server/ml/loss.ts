@@ -41,8 +41,8 @@ export function reconNll(
 
 /**
  * Training objective: mean over the batch of reconNLL + beta·KL. For the
- * gaussian likelihood sigma² is the batch's own MSE (the "calibrated decoder"
- * of Rybkin et al., 2021), so no variance hyper-parameter has to be tuned.
+ * gaussian likelihood sigma² is either fixed, or the batch's own MSE (the
+ * "calibrated decoder" of Rybkin et al., 2021) when fixedSigma2 is null.
  */
 export function vaeLoss(
   x: tf.Tensor4D,
@@ -51,8 +51,9 @@ export function vaeLoss(
   logVar: tf.Tensor2D,
   likelihood: Likelihood,
   beta: number,
+  fixedSigma2: number | null = null,
 ): { total: tf.Scalar; recon: tf.Scalar; kl: tf.Scalar; sigma2: tf.Scalar } {
-  const sigma2 = tf.maximum(x.sub(xHat).square().mean(), MIN_SIGMA2) as tf.Scalar;
+  const sigma2 = (fixedSigma2 === null ? tf.maximum(x.sub(xHat).square().mean(), MIN_SIGMA2) : tf.scalar(fixedSigma2)) as tf.Scalar;
   const recon = reconNll(x, xHat, likelihood, sigma2).mean() as tf.Scalar;
   const kl = klPerImage(mu, logVar).mean() as tf.Scalar;
   return { total: recon.add(kl.mul(beta)) as tf.Scalar, recon, kl, sigma2 };

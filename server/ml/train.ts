@@ -15,6 +15,8 @@ export interface TrainLoopOptions {
   learningRate: number;
   beta: number;
   likelihood: Likelihood;
+  /** Fixed gaussian decoder standard deviation; null learns it from the data. */
+  decoderSigma: number | null;
   /** Epochs without a better validation loss before stopping. */
   patience: number;
   seed: number;
@@ -97,7 +99,7 @@ export async function trainVae(vae: Vae, train: ImageSet, val: ImageSet, o: Trai
               const eps = tf.randomNormal(mu.shape, 0, 1, 'float32', noiseSeed);
               const z = mu.add(eps.mul(logVar.mul(0.5).exp()));
               const xHat = vae.decoder.apply(z, { training: true }) as tf.Tensor4D;
-              const l = vaeLoss(x, xHat, mu, logVar, o.likelihood, o.beta);
+              const l = vaeLoss(x, xHat, mu, logVar, o.likelihood, o.beta, o.decoderSigma === null ? null : o.decoderSigma ** 2);
               kept = tf.keep(tf.stack([l.total, l.recon, l.kl, l.sigma2]));
               return l.total;
             },

@@ -32,6 +32,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   baseFilters: 32,
   beta: 1,
   likelihood: 'gaussian',
+  decoderSigma: null,
   epochs: 30,
   batchSize: AUTO_BATCH,
   learningRate: 1e-3,
@@ -56,6 +57,7 @@ export function validateTrainOptions(o: TrainOptions): void {
   if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw bad(`validation fraction must be in (0, 1), got ${o.validationFraction}`);
   if (!(o.falseAlarmRate > 0 && o.falseAlarmRate < 1)) throw bad(`false-alarm rate must be in (0, 1), got ${o.falseAlarmRate}`);
   if (o.likelihood !== 'gaussian' && o.likelihood !== 'bernoulli') throw bad(`likelihood must be gaussian or bernoulli, got ${o.likelihood}`);
+  if (o.decoderSigma !== null && !(o.decoderSigma > 0 && o.decoderSigma <= 10)) throw bad(`--sigma must be a number in (0, 10], got ${o.decoderSigma}`);
   if (!Number.isInteger(o.seed) || o.seed < 0) throw bad(`--seed must be a non-negative integer, got ${o.seed}`);
 }
 

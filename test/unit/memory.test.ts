@@ -27,7 +27,7 @@ describe('tensor memory', () => {
     const vae = createVae({ size: 28, channels: 1, latent: 4, baseFilters: 8, seed: 1 });
     const withModel = tf.memory().numTensors;
     await trainVae(vae, blobImages(40, 28), blobImages(10, 28, 1, 2), {
-      epochs: 2, batchSize: 16, learningRate: 1e-3, beta: 1, likelihood: 'gaussian', patience: 5, seed: 1,
+      epochs: 2, batchSize: 16, learningRate: 1e-3, beta: 1, likelihood: 'gaussian', decoderSigma: null, patience: 5, seed: 1,
     });
     expect(tf.memory().numTensors).toBe(withModel);
     vae.model.dispose();

@@ -39,7 +39,7 @@ function gradients(c: Case, x: Float32Array, wt: Float32Array, dyData: Float32Ar
     const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Scalar)([xt, ft]);
     // conv2dTranspose is Conv2DBackpropInput run forward (the decoder's path).
     const tr = tf.conv2dTranspose(dy, ft, [c.n, c.h, c.w, c.cin], c.stride, c.pad);
-    return [dx.dataSync().slice(), dw.dataSync().slice(), tr.dataSync().slice()];
+    return [dx, dw, tr].map((t) => Float32Array.from(t.dataSync()));
   });
 }
 

@@ -1,0 +1,172 @@
+// Alert rules (with the state machine's memory), alerts with their state
+// transitions, and silences.
+import type { AlertRule, AlertStateName, RuleState, Threshold } from '../domain/alert-types.js';
+import type { Db } from './open.js';
+
+interface RuleRow {
+  id: number;
+  name: string;
+  channel: AlertRule['channel'];
+  source: string | null;
+  threshold: string;
+  pending_k: number;
+  pending_n: number;
+  recovery: string | null;
+  clear_after: number;
+  renotify_seconds: number | null;
+  enabled: 0 | 1;
+  webhook_url: string | null;
+  state: string;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface StoredRule extends AlertRule {
+  state: RuleState;
+  createdAt: number;
+  updatedAt: number;
+}
+
+function toRule(r: RuleRow): StoredRule {
+  return {
+    id: r.id, name: r.name, channel: r.channel, source: r.source,
+    threshold: JSON.parse(r.threshold) as Threshold,
+    pendingK: r.pending_k, pendingN: r.pending_n,
+    recovery: r.recovery === null ? null : (JSON.parse(r.recovery) as Threshold),
+    clearAfter: r.clear_after, renotifySeconds: r.renotify_seconds,
+    enabled: r.enabled === 1, webhookUrl: r.webhook_url,
+    state: JSON.parse(r.state) as RuleState, createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+function params(rule: Omit<AlertRule, 'id'>) {
+  return {
+    name: rule.name, channel: rule.channel, source: rule.source, threshold: JSON.stringify(rule.threshold),
+    pending_k: rule.pendingK, pending_n: rule.pendingN,
+    recovery: rule.recovery === null ? null : JSON.stringify(rule.recovery),
+    clear_after: rule.clearAfter, renotify_seconds: rule.renotifySeconds,
+    enabled: rule.enabled ? 1 : 0, webhook_url: rule.webhookUrl,
+  };
+}
+
+export function insertRule(db: Db, rule: Omit<AlertRule, 'id'>, state: RuleState, now: number): number {
+  return Number(
+    db.prepare(
+      `INSERT INTO alert_rules (name, channel, source, threshold, pending_k, pending_n, recovery, clear_after,
+         renotify_seconds, enabled, webhook_url, state, created_at, updated_at)
+       VALUES (@name, @channel, @source, @threshold, @pending_k, @pending_n, @recovery, @clear_after,
+         @renotify_seconds, @enabled, @webhook_url, @state, @now, @now)`,
+    ).run({ ...params(rule), state: JSON.stringify(state), now }).lastInsertRowid,
+  );
+}
+
+export function updateRule(db: Db, id: number, rule: Omit<AlertRule, 'id'>, state: RuleState, now: number): void {
+  db.prepare(
+    `UPDATE alert_rules SET name = @name, channel = @channel, source = @source, threshold = @threshold,
+       pending_k = @pending_k, pending_n = @pending_n, recovery = @recovery, clear_after = @clear_after,
+       renotify_seconds = @renotify_seconds, enabled = @enabled, webhook_url = @webhook_url, state = @state,
+       updated_at = @now WHERE id = @id AND deleted_at IS NULL`,
+  ).run({ ...params(rule), state: JSON.stringify(state), now, id });
+}
+
+export function saveRuleState(db: Db, id: number, state: RuleState): void {
+  db.prepare('UPDATE alert_rules SET state = ? WHERE id = ?').run(JSON.stringify(state), id);
+}
+
+export function getRule(db: Db, id: number): StoredRule | undefined {
+  const row = db.prepare('SELECT * FROM alert_rules WHERE id = ? AND deleted_at IS NULL').get(id) as RuleRow | undefined;
+  return row && toRule(row);
+}
+
+export function listRules(db: Db): StoredRule[] {
+  return (db.prepare('SELECT * FROM alert_rules WHERE deleted_at IS NULL ORDER BY id').all() as RuleRow[]).map(toRule);
+}
+
+export function deleteRule(db: Db, id: number, now: number): boolean {
+  return db.prepare('UPDATE alert_rules SET deleted_at = ?, enabled = 0 WHERE id = ? AND deleted_at IS NULL').run(now, id).changes > 0;
+}
+
+export interface AlertRow {
+  id: number;
+  rule_id: number;
+  state: AlertStateName;
+  started_at: number;
+  updated_at: number;
+  first_image_id: number | null;
+  last_image_id: number | null;
+  value: number | null;
+  acked_by: number | null;
+  acked_at: number | null;
+}
+
+/** The rule's current episode: the latest alert that has not resolved or gone back to normal. */
+export function openAlert(db: Db, ruleId: number): AlertRow | undefined {
+  return db.prepare("SELECT * FROM alerts WHERE rule_id = ? AND state IN ('pending', 'firing') ORDER BY id DESC LIMIT 1").get(ruleId) as AlertRow | undefined;
+}
+
+export function insertAlert(db: Db, a: { ruleId: number; state: AlertStateName; imageId: number; value: number; now: number }): number {
+  return Number(
+    db.prepare('INSERT INTO alerts (rule_id, state, started_at, updated_at, first_image_id, last_image_id, value) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(a.ruleId, a.state, a.now, a.now, a.imageId, a.imageId, a.value).lastInsertRowid,
+  );
+}
+
+export function updateAlertState(db: Db, id: number, a: { state: AlertStateName; imageId: number; value: number; now: number }): void {
+  db.prepare('UPDATE alerts SET state = ?, last_image_id = ?, value = ?, updated_at = ? WHERE id = ?').run(a.state, a.imageId, a.value, a.now, id);
+}
+
+export function insertTransition(db: Db, t: { alertId: number; from: AlertStateName; to: AlertStateName; imageId: number; value: number; notified: boolean; now: number }): void {
+  db.prepare('INSERT INTO alert_transitions (alert_id, from_state, to_state, at, image_id, value, notified) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    .run(t.alertId, t.from, t.to, t.now, t.imageId, t.value, t.notified ? 1 : 0);
+}
+
+export function getAlert(db: Db, id: number): AlertRow | undefined {
+  return db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
+}
+
+export function listAlerts(db: Db, f: { state?: AlertStateName; ruleId?: number; before?: number; limit: number }): AlertRow[] {
+  const where: string[] = [];
+  const p: Record<string, unknown> = { limit: f.limit };
+  if (f.state) { where.push('state = @state'); p.state = f.state; }
+  if (f.ruleId !== undefined) { where.push('rule_id = @ruleId'); p.ruleId = f.ruleId; }
+  if (f.before !== undefined) { where.push('id < @before'); p.before = f.before; }
+  return db.prepare(`SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`).all(p) as AlertRow[];
+}
+
+export function transitionsOf(db: Db, alertId: number): { from_state: string; to_state: string; at: number; image_id: number | null; value: number | null; notified: number }[] {
+  return db.prepare('SELECT from_state, to_state, at, image_id, value, notified FROM alert_transitions WHERE alert_id = ? ORDER BY id').all(alertId) as never;
+}
+
+export function ackAlert(db: Db, id: number, keyId: number, now: number): boolean {
+  return db.prepare('UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_at IS NULL').run(keyId, now, id).changes > 0;
+}
+
+export interface SilenceRow {
+  id: number;
+  rule_id: number | null;
+  starts_at: number;
+  ends_at: number;
+  reason: string;
+  created_by: number | null;
+  created_at: number;
+}
+
+export function insertSilence(db: Db, s: { ruleId: number | null; startsAt: number; endsAt: number; reason: string; createdBy: number | null; now: number }): number {
+  return Number(
+    db.prepare('INSERT INTO silences (rule_id, starts_at, ends_at, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(s.ruleId, s.startsAt, s.endsAt, s.reason, s.createdBy, s.now).lastInsertRowid,
+  );
+}
+
+export function listSilences(db: Db, now: number): SilenceRow[] {
+  return db.prepare('SELECT * FROM silences WHERE ends_at > ? ORDER BY starts_at').all(now) as SilenceRow[];
+}
+
+export function deleteSilence(db: Db, id: number): boolean {
+  return db.prepare('DELETE FROM silences WHERE id = ?').run(id).changes > 0;
+}
+
+export function isSilenced(db: Db, ruleId: number, now: number): boolean {
+  return db.prepare('SELECT 1 FROM silences WHERE (rule_id = ? OR rule_id IS NULL) AND starts_at <= ? AND ends_at > ? LIMIT 1').get(ruleId, now, now) !== undefined;
+}

@@ -1,0 +1,103 @@
+// Scored images: one row per image received, with every score and the paths
+// of its stored files (relative to the data directory).
+import type { Db } from './open.js';
+
+export interface ImageRow {
+  id: number;
+  received_at: number;
+  source: string;
+  original_name: string;
+  sha256: string;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  model_id: string;
+  kl: number;
+  recon: number;
+  elbo: number;
+  p_kl: number;
+  p_recon: number;
+  p_elbo: number;
+  p_combined: number;
+  pct_kl: number;
+  pct_recon: number;
+  pct_elbo: number;
+  anomaly: 0 | 1;
+  original_path: string;
+  thumbnail_path: string;
+  reconstruction_path: string;
+  heatmap_path: string;
+}
+
+export type NewImage = Omit<ImageRow, 'id'>;
+
+const COLUMNS = [
+  'received_at', 'source', 'original_name', 'sha256', 'format', 'width', 'height', 'bytes', 'model_id',
+  'kl', 'recon', 'elbo', 'p_kl', 'p_recon', 'p_elbo', 'p_combined', 'pct_kl', 'pct_recon', 'pct_elbo', 'anomaly',
+  'original_path', 'thumbnail_path', 'reconstruction_path', 'heatmap_path',
+] as const;
+
+export function insertImage(db: Db, img: NewImage): number {
+  const sql = `INSERT INTO images (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`;
+  return Number(db.prepare(sql).run(img).lastInsertRowid);
+}
+
+export function getImage(db: Db, id: number): ImageRow | undefined {
+  return db.prepare('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined;
+}
+
+export interface ImageFilter {
+  since?: number;
+  until?: number;
+  source?: string;
+  anomalous?: boolean;
+  /** Only images with an id below this (the previous page's last id). */
+  before?: number;
+  limit: number;
+}
+
+/** Newest first. Every value is a bound parameter, whatever characters it holds. */
+export function listImages(db: Db, f: ImageFilter): ImageRow[] {
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: f.limit };
+  if (f.since !== undefined) { where.push('received_at >= @since'); params.since = f.since; }
+  if (f.until !== undefined) { where.push('received_at < @until'); params.until = f.until; }
+  if (f.source !== undefined) { where.push('source = @source'); params.source = f.source; }
+  if (f.anomalous) where.push('anomaly = 1');
+  if (f.before !== undefined) { where.push('id < @before'); params.before = f.before; }
+  const sql = `SELECT * FROM images ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+  return db.prepare(sql).all(params) as ImageRow[];
+}
+
+export function countImages(db: Db): number {
+  return (db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+}
+
+/** Images older than cutoff, with the files they use, oldest first. */
+export function imagesBefore(db: Db, cutoff: number, limit: number): Pick<ImageRow, 'id' | 'original_path' | 'thumbnail_path' | 'reconstruction_path' | 'heatmap_path'>[] {
+  return db.prepare('SELECT id, original_path, thumbnail_path, reconstruction_path, heatmap_path FROM images WHERE received_at < ? ORDER BY id LIMIT ?').all(cutoff, limit) as never;
+}
+
+export function deleteImages(db: Db, ids: number[]): void {
+  const del = db.prepare('DELETE FROM images WHERE id = ?');
+  for (const id of ids) del.run(id);
+}
+
+/** Whether any remaining row still points at this stored file (content-addressed files are shared). */
+export function fileInUse(db: Db, rel: string): boolean {
+  return db.prepare(
+    'SELECT 1 FROM images WHERE original_path = @p OR thumbnail_path = @p OR reconstruction_path = @p OR heatmap_path = @p LIMIT 1',
+  ).get({ p: rel }) !== undefined;
+}
+
+export function scoresSince(db: Db, since: number, limit: number): Pick<ImageRow, 'kl' | 'recon' | 'elbo' | 'p_combined' | 'anomaly' | 'model_id'>[] {
+  return db.prepare('SELECT kl, recon, elbo, p_combined, anomaly, model_id FROM images WHERE received_at >= ? ORDER BY id DESC LIMIT ?').all(since, limit) as never;
+}
+
+export function countsPerHour(db: Db, since: number): { hour: number; images: number; anomalies: number }[] {
+  return db.prepare(
+    `SELECT (received_at / 3600000) * 3600000 AS hour, COUNT(*) AS images, SUM(anomaly) AS anomalies
+     FROM images WHERE received_at >= ? GROUP BY hour ORDER BY hour`,
+  ).all(since) as never;
+}

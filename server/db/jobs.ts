@@ -1,0 +1,53 @@
+// Training jobs: queued -> running -> succeeded | failed | cancelled.
+import type { Db } from './open.js';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobRow {
+  id: number;
+  status: JobStatus;
+  options: string;
+  data_dir: string;
+  source: string;
+  model_id: string | null;
+  progress: string | null;
+  curves: string;
+  error: string | null;
+  created_by: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export function insertJob(db: Db, j: { options: string; dataDir: string; source: string; createdBy: number | null; now: number }): number {
+  return Number(
+    db.prepare("INSERT INTO training_jobs (status, options, data_dir, source, created_by, created_at) VALUES ('queued', ?, ?, ?, ?, ?)")
+      .run(j.options, j.dataDir, j.source, j.createdBy, j.now).lastInsertRowid,
+  );
+}
+
+export function getJob(db: Db, id: number): JobRow | undefined {
+  return db.prepare('SELECT * FROM training_jobs WHERE id = ?').get(id) as JobRow | undefined;
+}
+
+export function listJobs(db: Db, limit = 50): JobRow[] {
+  return db.prepare('SELECT * FROM training_jobs ORDER BY id DESC LIMIT ?').all(limit) as JobRow[];
+}
+
+export function jobsWithStatus(db: Db, statuses: JobStatus[]): JobRow[] {
+  return db.prepare(`SELECT * FROM training_jobs WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY id`).all(...statuses) as JobRow[];
+}
+
+export function markJobRunning(db: Db, id: number, now: number): void {
+  db.prepare("UPDATE training_jobs SET status = 'running', started_at = ? WHERE id = ?").run(now, id);
+}
+
+export function setJobProgress(db: Db, id: number, progress: string, curves?: string): void {
+  if (curves === undefined) db.prepare('UPDATE training_jobs SET progress = ? WHERE id = ?').run(progress, id);
+  else db.prepare('UPDATE training_jobs SET progress = ?, curves = ? WHERE id = ?').run(progress, curves, id);
+}
+
+export function finishJob(db: Db, id: number, f: { status: Exclude<JobStatus, 'queued' | 'running'>; modelId?: string; error?: string; now: number }): void {
+  db.prepare('UPDATE training_jobs SET status = ?, model_id = ?, error = ?, finished_at = ? WHERE id = ?')
+    .run(f.status, f.modelId ?? null, f.error ?? null, f.now, id);
+}

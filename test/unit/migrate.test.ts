@@ -1,0 +1,81 @@
+import { copyFile, mkdir, readdir, writeFile, appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDb } from '../../server/db/open.js';
+import { MIGRATIONS_DIR } from '../../server/paths.js';
+import { tempDir } from '../helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+afterAll(() => cleanup());
+
+async function copyMigrations(to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const f of await readdir(MIGRATIONS_DIR)) if (f.endsWith('.sql')) await copyFile(path.join(MIGRATIONS_DIR, f), path.join(to, f));
+}
+
+describe('migrations', () => {
+  it('apply every migration to a fresh database, in WAL mode with foreign keys on', () => {
+    const file = path.join(dir, 'fresh', 'lw.db');
+    const db = openDb(file);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+    for (const t of ['api_keys', 'sessions', 'models', 'training_jobs', 'images', 'alert_rules', 'alerts', 'alert_transitions', 'silences', 'events', 'audit_log', 'settings', 'schema_migrations']) {
+      expect(tables).toContain(t);
+    }
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(db.prepare('SELECT name FROM schema_migrations').all()).toEqual([{ name: '0001_initial.sql' }]);
+    db.close();
+    // Opening again applies nothing new and keeps the data.
+    const again = openDb(file);
+    expect((again.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(1);
+    again.close();
+  });
+
+  it('enforces foreign keys and one active model', () => {
+    const db = openDb(':memory:');
+    expect(() => db.prepare("INSERT INTO sessions (token_hash, key_id, created_at, expires_at) VALUES ('x', 999, 0, 1)").run()).toThrow(/FOREIGN KEY/);
+    db.prepare("INSERT INTO models (id, dir, created_at, input_size, channels, summary, active) VALUES ('a', 'd', 0, 28, 1, '{}', 1)").run();
+    expect(() => db.prepare("INSERT INTO models (id, dir, created_at, input_size, channels, summary, active) VALUES ('b', 'd', 0, 28, 1, '{}', 1)").run()).toThrow(/UNIQUE/);
+    db.close();
+  });
+
+  it('refuses a database whose applied migration was edited afterwards', async () => {
+    const migrations = path.join(dir, 'drift-migrations');
+    await copyMigrations(migrations);
+    const file = path.join(dir, 'drift', 'lw.db');
+    openDb(file, migrations).close();
+    await appendFile(path.join(migrations, '0001_initial.sql'), '\n-- an innocent-looking edit\n');
+    expect(() => openDb(file, migrations)).toThrow(/database has drifted: migration 0001_initial\.sql was changed after it was applied/);
+  });
+
+  it('refuses a database written by a newer version, and applies a new migration in order', async () => {
+    const migrations = path.join(dir, 'new-migrations');
+    await copyMigrations(migrations);
+    const file = path.join(dir, 'newer', 'lw.db');
+    openDb(file, migrations).close();
+    await writeFile(path.join(migrations, '0002_more.sql'), 'CREATE TABLE extra (id INTEGER PRIMARY KEY);');
+    const db = openDb(file, migrations);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'extra'").get()).toBeTruthy();
+    db.close();
+    const older = path.join(dir, 'older-migrations');
+    await copyMigrations(older);
+    expect(() => openDb(file, older)).toThrow(/0002_more\.sql, which this version of latentwatch does not know/);
+  });
+
+  it('rolls back a failing migration entirely', async () => {
+    const migrations = path.join(dir, 'bad-migrations');
+    await copyMigrations(migrations);
+    await writeFile(path.join(migrations, '0002_broken.sql'), 'CREATE TABLE half (id INTEGER); THIS IS NOT SQL;');
+    const file = path.join(dir, 'bad', 'lw.db');
+    expect(() => openDb(file, migrations)).toThrow();
+    const raw = new Database(file);
+    expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").get()).toBeUndefined();
+    expect(raw.prepare('SELECT name FROM schema_migrations').all()).toEqual([{ name: '0001_initial.sql' }]);
+    raw.close();
+  });
+});
