@@ -22,8 +22,9 @@ const USAGE = `usage:
                     [--filters N] [--likelihood gaussian|bernoulli] [--sigma X] [--json]
   latentwatch score --model <model-dir> <file-or-dir>... [--json]
   latentwatch eval  --model <model-dir> --normal <dir> --anomalous <dir> [--json]
+  latentwatch serve [--port N] [--data-dir <dir>]
 
-environment: LATENTWATCH_BACKEND=tensorflow|wasm|cpu forces a backend.`;
+environment: LATENTWATCH_BACKEND=tensorflow|wasm|cpu forces a backend; see the README for the rest.`;
 
 class UsageError extends Error {}
 
@@ -193,6 +194,19 @@ async function evaluate(args: string[], out: Out, backend: () => Promise<Backend
   return 0;
 }
 
+async function serve(args: string[], env: Record<string, string | undefined>): Promise<number> {
+  const { values: v } = parse(args, { port: { type: 'string' }, 'data-dir': { type: 'string' } });
+  // Flags override the environment.
+  const config = loadConfig({
+    ...env,
+    ...(v.port !== undefined ? { LATENTWATCH_PORT: String(v.port) } : {}),
+    ...(v['data-dir'] !== undefined ? { LATENTWATCH_DATA_DIR: String(v['data-dir']) } : {}),
+  });
+  const { runServer } = await import('./main.js');
+  await runServer(config);
+  return -1; // keeps running; main.ts exits on a signal
+}
+
 export async function main(argv: string[], env: Record<string, string | undefined>, out: Out, signal: AbortSignal): Promise<number> {
   const [command, ...rest] = argv;
   out.json = rest.includes('--json');
@@ -207,6 +221,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       case 'train': return await train(rest, out, backend, signal);
       case 'score': return await score(rest, out, backend);
       case 'eval': return await evaluate(rest, out, backend);
+      case 'serve': return await serve(rest, env);
       default: throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (err) {
@@ -222,6 +237,6 @@ export async function main(argv: string[], env: Record<string, string | undefine
 }
 
 const controller = new AbortController();
-process.once('SIGINT', () => controller.abort());
+if (process.argv[2] !== 'serve') process.once('SIGINT', () => controller.abort());
 const code = await main(process.argv.slice(2), process.env, { json: false, stdout: process.stdout, stderr: process.stderr }, controller.signal);
-process.exitCode = code;
+if (code >= 0) process.exitCode = code;

@@ -39,7 +39,7 @@ export interface RuleState {
   window: boolean[];
   /** Consecutive clean images while firing. */
   cleanStreak: number;
-  /** When the current episode last notified (ms since epoch), null if never. */
+  /** Re-notifications count from here (ms since epoch): the last notification, or when a silenced episode began firing. */
   lastNotifiedAt: number | null;
 }
 

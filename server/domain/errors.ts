@@ -11,7 +11,13 @@ export type ErrorCode =
   | 'image_too_large'
   | 'not_enough_images'
   | 'model_invalid'
-  | 'cancelled';
+  | 'cancelled'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'no_active_model'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'unavailable';
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -24,6 +30,12 @@ const STATUS: Record<ErrorCode, number> = {
   not_enough_images: 422,
   model_invalid: 422,
   cancelled: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  no_active_model: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  unavailable: 503,
 };
 
 export class AppError extends Error {

@@ -1,0 +1,63 @@
+// /api/images: upload and score, list, detail, stored files.
+import { Router } from 'express';
+import type { Context } from '../../context.js';
+import { AppError } from '../../domain/errors.js';
+import { getImage, listImages } from '../../db/images.js';
+import { imageView } from '../../services/scoring.js';
+import { requireRole } from '../auth.js';
+import { boolParam, idParam, intParam, strParam, timeParam } from '../params.js';
+import { parseMultipart } from '../uploads.js';
+
+const FILES = { original: 'original_path', thumbnail: 'thumbnail_path', reconstruction: 'reconstruction_path', heatmap: 'heatmap_path' } as const;
+
+export function imagesRouter(ctx: Context): Router {
+  const r = Router();
+
+  r.post('/', requireRole('operator'), async (req, res) => {
+    const { files, fields } = await parseMultipart(req, { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: ctx.config.maxUploadFiles });
+    if (files.length === 0) throw new AppError('bad_request', 'no images: send one or more files in the multipart field "images"');
+    const source = strParam(fields.source, 'source', { max: 100, optional: true }) ?? 'default';
+    const results = await ctx.scoring.scoreUploads(files, source);
+    const failures = results.filter((x) => 'error' in x);
+    if (failures.length === results.length) {
+      const first = (failures[0] as { error: { code: string; message: string } }).error;
+      const status = first.code === 'unsupported_image' ? 415 : first.code === 'image_too_large' ? 413 : 422;
+      res.status(status).json({ error: first, results });
+      return;
+    }
+    res.status(201).json({ results });
+  });
+
+  r.get('/', requireRole('viewer'), (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const limit = intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 });
+    const rows = listImages(ctx.db, {
+      since: timeParam(q.since, 'since'),
+      until: timeParam(q.until, 'until'),
+      source: strParam(q.source, 'source', { max: 100, optional: true }),
+      anomalous: boolParam(q.anomalous, 'anomalous', false),
+      before: q.cursor === undefined ? undefined : intParam(q.cursor, 'cursor', { min: 1 }),
+      limit,
+    });
+    res.json({ images: rows.map(imageView), nextCursor: rows.length === limit ? rows[rows.length - 1].id : null });
+  });
+
+  r.get('/:id', requireRole('viewer'), (req, res) => {
+    const row = getImage(ctx.db, idParam(req.params.id, 'image id'));
+    if (!row) throw new AppError('not_found', `no image ${req.params.id}`);
+    res.json(imageView(row));
+  });
+
+  r.get('/:id/:file', requireRole('viewer'), (req, res, next) => {
+    const kind = req.params.file as keyof typeof FILES;
+    if (!(kind in FILES)) throw new AppError('not_found', `no such image file "${req.params.file}"; use original, thumbnail, reconstruction or heatmap`);
+    const row = getImage(ctx.db, idParam(req.params.id, 'image id'));
+    if (!row) throw new AppError('not_found', `no image ${req.params.id}`);
+    res.setHeader('cache-control', 'private, max-age=31536000, immutable'); // content-addressed
+    res.sendFile(ctx.files.absolute(row[FILES[kind]]), (err) => {
+      if (err && !res.headersSent) next(new AppError('not_found', `the ${kind} file of image ${row.id} is gone`));
+    });
+  });
+
+  return r;
+}

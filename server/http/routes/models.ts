@@ -1,0 +1,124 @@
+// /api/models and /api/jobs: registry, activation, training jobs.
+import { mkdir, realpath, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Router } from 'express';
+import type { Context } from '../../context.js';
+import { audit } from '../../db/audit.js';
+import { listJobs } from '../../db/jobs.js';
+import { AppError } from '../../domain/errors.js';
+import type { TrainOptions } from '../../domain/types.js';
+import { IMAGE_EXTENSIONS } from '../../ml/dataset.js';
+import { DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../../services/fit.js';
+import { jobView } from '../../services/training-jobs.js';
+import { principalOf, requireRole } from '../auth.js';
+import { idParam, intParam, numParam, objectBody, strParam } from '../params.js';
+import { parseMultipart } from '../uploads.js';
+
+/** Hyper-parameters from a JSON body or multipart fields, validated like the CLI's flags. */
+export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
+  const d = DEFAULT_TRAIN_OPTIONS;
+  const int = (k: string, fb: number) => intParam(raw[k], k, { fallback: fb });
+  const o: TrainOptions = {
+    ...d,
+    size: int('size', d.size),
+    channels: int('channels', d.channels) as 1 | 3,
+    latent: int('latent', d.latent),
+    epochs: int('epochs', d.epochs),
+    batchSize: int('batch', d.batchSize),
+    baseFilters: int('filters', d.baseFilters),
+    seed: int('seed', d.seed),
+    beta: raw.beta === undefined ? d.beta : numParam(raw.beta, 'beta'),
+    likelihood: (strParam(raw.likelihood, 'likelihood', { optional: true }) ?? d.likelihood) as TrainOptions['likelihood'],
+  };
+  try {
+    validateTrainOptions(o);
+  } catch (err) {
+    throw new AppError('bad_request', (err as Error).message.replace(/^--/, ''));
+  }
+  return o;
+}
+
+/** A directory named by a client must resolve (symlinks included) inside the datasets root. */
+async function datasetDir(root: string, requested: string): Promise<string> {
+  const base = await realpath(root).catch(() => {
+    throw new AppError('not_found', 'no datasets directory is configured on the server (LATENTWATCH_DATASETS_DIR)');
+  });
+  const target = await realpath(path.resolve(base, requested)).catch(() => {
+    throw new AppError('not_found', `no dataset directory ${JSON.stringify(requested)}`);
+  });
+  if (target !== base && !target.startsWith(base + path.sep)) {
+    throw new AppError('bad_request', `directory ${JSON.stringify(requested)} is outside the datasets directory`);
+  }
+  return target;
+}
+
+export function modelsRouter(ctx: Context): Router {
+  const r = Router();
+
+  r.get('/', requireRole('viewer'), (_req, res) => {
+    res.json({ models: ctx.registry.list().map((m) => ({ ...JSON.parse(m.summary), active: m.active === 1 })) });
+  });
+
+  r.post('/train', requireRole('admin'), async (req, res) => {
+    const who = principalOf(req);
+    let options: TrainOptions;
+    let dataDir: string;
+    let source: string;
+    if (/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
+      const { files, fields } = await parseMultipart(req, { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: 10_000 });
+      options = trainOptionsFrom(fields);
+      if (files.length === 0) throw new AppError('bad_request', 'no images: upload the normal images in the multipart field "images"');
+      dataDir = path.join(ctx.config.dataDir, 'uploads', `train-${Date.now()}-${randomBytes(4).toString('hex')}`);
+      await mkdir(dataDir, { recursive: true });
+      let i = 0;
+      for (const f of files) {
+        // Never trust an upload's name for a path: keep only a safe extension.
+        const ext = path.extname(f.name).toLowerCase();
+        await writeFile(path.join(dataDir, `${String(i++).padStart(5, '0')}${IMAGE_EXTENSIONS.has(ext) ? ext : '.img'}`), f.bytes);
+      }
+      source = `upload of ${files.length} images`;
+    } else {
+      const body = objectBody(req.body);
+      options = trainOptionsFrom(body);
+      const dir = strParam(body.directory, 'directory', { max: 500 })!;
+      dataDir = await datasetDir(ctx.config.datasetsDir, dir);
+      source = `datasets/${path.relative(await realpath(ctx.config.datasetsDir), dataDir) || '.'}`;
+    }
+    const job = ctx.jobs.submit({ options, dataDir, source, createdBy: who.keyId });
+    audit(ctx.db, { keyId: who.keyId, action: 'model.train', target: `job:${job.id}`, detail: { source, options }, now: ctx.clock.now() });
+    res.status(202).json(jobView(job));
+  });
+
+  r.get('/:id', requireRole('viewer'), async (req, res) => {
+    const row = ctx.registry.get(String(req.params.id));
+    const meta = await ctx.registry.meta(row.id);
+    res.json({ ...JSON.parse(row.summary), active: row.active === 1, calibrationScores: Object.fromEntries(Object.entries(meta.calibration.channels).map(([ch, c]) => [ch, c.scores])) });
+  });
+
+  r.post('/:id/activate', requireRole('admin'), async (req, res) => {
+    const who = principalOf(req);
+    const row = await ctx.registry.activate(ctx.registry.get(String(req.params.id)).id, who.keyId);
+    audit(ctx.db, { keyId: who.keyId, action: 'model.activate', target: `model:${row.id}`, now: ctx.clock.now() });
+    res.json({ ...JSON.parse(row.summary), active: true });
+  });
+
+  return r;
+}
+
+export function jobsRouter(ctx: Context): Router {
+  const r = Router();
+  r.get('/', requireRole('viewer'), (_req, res) => {
+    res.json({ jobs: listJobs(ctx.db).map(jobView) });
+  });
+  r.get('/:id', requireRole('viewer'), (req, res) => {
+    res.json(jobView(ctx.jobs.get(idParam(req.params.id, 'job id'))));
+  });
+  r.post('/:id/cancel', requireRole('admin'), (req, res) => {
+    const who = principalOf(req);
+    const job = ctx.jobs.cancel(idParam(req.params.id, 'job id'));
+    audit(ctx.db, { keyId: who.keyId, action: 'job.cancel', target: `job:${job.id}`, now: ctx.clock.now() });
+    res.json(jobView(job));
+  });
+  return r;
+}

@@ -1,0 +1,75 @@
+// /api/health (no key needed, no secrets) and /api/stats.
+import { Router } from 'express';
+import type { Context } from '../../context.js';
+import { countsPerHour, scoresSince } from '../../db/images.js';
+import { CHANNELS, type Channel } from '../../domain/types.js';
+import { requireRole } from '../auth.js';
+import { intParam } from '../params.js';
+
+export function healthRouter(ctx: Context, extra: () => Record<string, unknown> = () => ({})): Router {
+  const r = Router();
+  r.get('/', (_req, res) => {
+    let database = 'ok';
+    try {
+      ctx.db.prepare('SELECT 1').get();
+    } catch {
+      database = 'error';
+    }
+    const active = ctx.registry.activeRow();
+    res.status(database === 'ok' ? 200 : 503).json({
+      status: database === 'ok' ? 'ok' : 'degraded',
+      backend: ctx.backend.name,
+      activeModel: active?.id ?? null,
+      database,
+      queues: { scoring: ctx.scoring.queueDepth, training: ctx.jobs.queueDepth, webhooks: ctx.webhooks.depth },
+      ...extra(),
+    });
+  });
+  return r;
+}
+
+/** Counts of values per bin over [lo, hi], values outside clamped to the end bins. */
+function histogram(values: number[], lo: number, hi: number, bins: number): number[] {
+  const counts = new Array(bins).fill(0);
+  const width = (hi - lo) / bins || 1;
+  for (const v of values) counts[Math.min(bins - 1, Math.max(0, Math.floor((v - lo) / width)))]++;
+  return counts;
+}
+
+export function statsRouter(ctx: Context): Router {
+  const r = Router();
+  r.get('/', requireRole('viewer'), async (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const hours = intParam(q.hours, 'hours', { min: 1, max: 24 * 365, fallback: 24 });
+    const bins = intParam(q.bins, 'bins', { min: 5, max: 200, fallback: 30 });
+    const since = ctx.clock.now() - hours * 3600_000;
+    const active = await ctx.registry.active();
+    const recent = scoresSince(ctx.db, since, 10_000).filter((s) => !active || s.model_id === active.row.id);
+    const channels: Record<string, unknown> = {};
+    if (active) {
+      const cal = active.detector.meta.calibration;
+      for (const ch of CHANNELS as readonly Channel[]) {
+        const calScores = cal.channels[ch].scores;
+        const values = recent.map((s) => s[ch]);
+        // Bins cover the calibration range plus whatever recent images reached.
+        const lo = Math.min(calScores[0], ...values);
+        const hi = Math.max(calScores[calScores.length - 1], ...values);
+        channels[ch] = {
+          lo, hi, bins,
+          threshold: cal.channels[ch].threshold,
+          calibration: histogram(calScores, lo, hi, bins),
+          recent: histogram(values, lo, hi, bins),
+        };
+      }
+    }
+    res.json({
+      activeModel: active?.row.id ?? null,
+      hours,
+      images: recent.length,
+      anomalies: recent.filter((s) => s.anomaly === 1).length,
+      channels,
+      perHour: countsPerHour(ctx.db, since).map((h) => ({ ...h, hour: new Date(h.hour).toISOString() })),
+    });
+  });
+  return r;
+}

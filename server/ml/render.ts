@@ -1,0 +1,44 @@
+// Turns model outputs into PNGs for people: reconstructions, thumbnails and
+// error heatmaps on a fixed colour scale.
+import sharp from 'sharp';
+
+/** A perceptually ordered dark-to-bright ramp (close to matplotlib's "inferno"). */
+const RAMP: [number, number, number][] = [
+  [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164],
+];
+
+function rampColour(t: number): [number, number, number] {
+  const x = Math.min(1, Math.max(0, t)) * (RAMP.length - 1);
+  const i = Math.min(RAMP.length - 2, Math.floor(x));
+  const f = x - i;
+  const [a, b] = [RAMP[i], RAMP[i + 1]];
+  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+}
+
+/**
+ * Per-pixel squared errors -> RGB PNG. `scale` is the calibration's
+ * heatmapScale: the same error always gets the same colour, so a clean image
+ * stays dark instead of being stretched to full range.
+ */
+export async function heatmapPng(errors: Float32Array, size: number, scale: number, outSize = size): Promise<Buffer> {
+  const rgb = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < errors.length; i++) {
+    const [r, g, b] = rampColour(Math.sqrt(errors[i] / scale) / 1.5);
+    rgb[i * 3] = r;
+    rgb[i * 3 + 1] = g;
+    rgb[i * 3 + 2] = b;
+  }
+  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).resize(outSize, outSize, { kernel: 'nearest' }).png().toBuffer();
+}
+
+/** Pixels in [0, 1] (size x size x channels) -> PNG. */
+export async function pixelsPng(pixels: Float32Array, size: number, channels: 1 | 3, outSize = size): Promise<Buffer> {
+  const bytes = Buffer.alloc(pixels.length);
+  for (let i = 0; i < pixels.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
+  return sharp(bytes, { raw: { width: size, height: size, channels } }).resize(outSize, outSize, { kernel: 'nearest' }).png().toBuffer();
+}
+
+/** A small preview of the original upload, aspect ratio kept. */
+export async function thumbnailPng(original: Uint8Array, side = 128): Promise<Buffer> {
+  return sharp(original).rotate().resize(side, side, { fit: 'inside' }).png().toBuffer();
+}

@@ -1,0 +1,64 @@
+// Everything dashboards see goes through here: each event is written to the
+// events table first (it gets its id there), then handed to live subscribers.
+// A subscriber that missed events replays them from the table by id.
+import { eventsAfter, insertEvent } from '../db/events.js';
+import type { Db } from '../db/open.js';
+
+export type EventType =
+  | 'image.scored'
+  | 'alert.changed'
+  | 'training.progress'
+  | 'training.finished'
+  | 'model.activated';
+
+export interface BusEvent {
+  id: number;
+  at: number;
+  type: EventType;
+  payload: unknown;
+}
+
+export type Subscriber = (event: BusEvent) => void;
+
+export class EventBus {
+  private readonly subscribers = new Set<Subscriber>();
+
+  constructor(private readonly db: Db, private readonly now: () => number) {}
+
+  /** Writes and broadcasts. */
+  publish(type: EventType, payload: unknown): BusEvent {
+    const event = this.record(type, payload);
+    this.broadcast(event);
+    return event;
+  }
+
+  /** Writes only: call inside the transaction that made the change, broadcast after commit. */
+  record(type: EventType, payload: unknown): BusEvent {
+    const at = this.now();
+    return { id: insertEvent(this.db, type, payload, at), at, type, payload };
+  }
+
+  broadcast(event: BusEvent): void {
+    for (const s of this.subscribers) {
+      try {
+        s(event);
+      } catch {
+        // One broken subscriber must not stop the others (each socket guards itself).
+      }
+    }
+  }
+
+  subscribe(fn: Subscriber): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  /** Stored events after `since`, oldest first. */
+  replay(since: number, limit = 1000): BusEvent[] {
+    return eventsAfter(this.db, since, limit).map((r) => ({ id: r.id, at: r.at, type: r.type as EventType, payload: JSON.parse(r.payload) }));
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+}

@@ -1,0 +1,42 @@
+// Worker-thread entry for one training job: its own TensorFlow.js backend on
+// its own core, so the server keeps serving. Talks to training-jobs.ts only
+// through messages: progress events, then 'done' or 'error'.
+import { parentPort, workerData } from 'node:worker_threads';
+import { errorBody } from '../domain/errors.js';
+import type { TrainOptions } from '../domain/types.js';
+import { initBackend, type BackendName } from '../ml/backend.js';
+import { listImageFiles } from '../ml/dataset.js';
+import { trainModel } from './train-model.js';
+
+export interface WorkerInput {
+  dataDir: string;
+  source: string;
+  outDir: string;
+  options: TrainOptions;
+  backend?: BackendName;
+}
+
+export type WorkerMessage =
+  | { type: 'progress'; event: unknown }
+  | { type: 'done'; dir: string; modelId: string; skipped: number }
+  | { type: 'error'; error: { code: string; message: string } };
+
+const port = parentPort!;
+const input = workerData as WorkerInput;
+const controller = new AbortController();
+port.on('message', (m) => {
+  if (m === 'cancel') controller.abort();
+});
+
+try {
+  const backend = await initBackend(input.backend);
+  const files = await listImageFiles([input.dataDir]);
+  const { meta, failures } = await trainModel({
+    files, source: input.source, outDir: input.outDir, options: input.options, backend: backend.name, signal: controller.signal,
+    onProgress: (event) => port.postMessage({ type: 'progress', event } satisfies WorkerMessage),
+  });
+  port.postMessage({ type: 'done', dir: input.outDir, modelId: meta.id, skipped: failures.length } satisfies WorkerMessage);
+} catch (err) {
+  port.postMessage({ type: 'error', error: errorBody(err) } satisfies WorkerMessage);
+}
+port.close();
