@@ -19,7 +19,8 @@ import { bar, formatDuration, num, table } from './cli-format.js';
 const USAGE = `usage:
   latentwatch train --data <dir> --out <model-dir> [--size N] [--channels 1|3]
                     [--latent N] [--epochs N] [--batch N] [--beta X] [--seed N]
-                    [--filters N] [--likelihood gaussian|bernoulli] [--sigma X] [--json]
+                    [--filters N] [--likelihood gaussian|bernoulli] [--sigma X]
+                    [--patience N] [--json]
   latentwatch score --model <model-dir> <file-or-dir>... [--json]
   latentwatch eval  --model <model-dir> --normal <dir> --anomalous <dir> [--json]
   latentwatch serve [--port N] [--data-dir <dir>]
@@ -94,7 +95,7 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
   const { values: v } = parse(args, {
     data: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' }, channels: { type: 'string' },
     latent: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
-    seed: { type: 'string' }, filters: { type: 'string' }, likelihood: { type: 'string' }, sigma: { type: 'string' },
+    seed: { type: 'string' }, filters: { type: 'string' }, likelihood: { type: 'string' }, sigma: { type: 'string' }, patience: { type: 'string' },
   });
   const d = DEFAULT_TRAIN_OPTIONS;
   const data = required(v.data, 'data');
@@ -109,6 +110,7 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
     beta: numFlag(v.beta, 'beta', d.beta),
     seed: intFlag(v.seed, 'seed', d.seed),
     baseFilters: intFlag(v.filters, 'filters', d.baseFilters),
+    patience: intFlag(v.patience, 'patience', d.patience),
     likelihood: (v.likelihood as TrainOptions['likelihood'] | undefined) ?? d.likelihood,
     decoderSigma: v.sigma === undefined ? d.decoderSigma : numFlag(v.sigma, 'sigma', 0),
   };

@@ -51,7 +51,7 @@ export function validateTrainOptions(o: TrainOptions): void {
   };
   posInt(o.epochs, '--epochs', 10_000);
   if (o.batchSize !== AUTO_BATCH) posInt(o.batchSize, '--batch', 4096);
-  posInt(o.patience, 'patience', 10_000);
+  posInt(o.patience, '--patience', 10_000);
   if (!(o.beta > 0 && o.beta <= 1000)) throw bad(`--beta must be a number above 0 and at most 1000, got ${o.beta}`);
   if (!(o.learningRate > 0 && o.learningRate < 1)) throw bad(`learning rate must be in (0, 1), got ${o.learningRate}`);
   if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw bad(`validation fraction must be in (0, 1), got ${o.validationFraction}`);

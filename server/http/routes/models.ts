@@ -28,6 +28,7 @@ export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
     batchSize: int('batch', d.batchSize),
     baseFilters: int('filters', d.baseFilters),
     seed: int('seed', d.seed),
+    patience: int('patience', d.patience),
     beta: raw.beta === undefined ? d.beta : numParam(raw.beta, 'beta'),
     likelihood: (strParam(raw.likelihood, 'likelihood', { optional: true }) ?? d.likelihood) as TrainOptions['likelihood'],
   };

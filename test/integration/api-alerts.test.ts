@@ -1,0 +1,144 @@
+// Rules, alerts, acknowledgement and silences through the API, with real
+// uploads driving the alert engine.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { multipart, testServer, type TestServer } from '../server-helpers.js';
+
+let s: TestServer;
+let normalRecon: number;
+let anomalousRecon: number;
+
+async function upload(file: string, source = 'line-1') {
+  const m = multipart([{ name: 'images', filename: file.split('/').pop(), content: await readFile(file) }, { name: 'source', content: source }]);
+  const res = await s.request('POST', '/api/images', { body: m.body, headers: m.headers, key: s.keys.operator });
+  expect(res.status).toBe(201);
+  return res.json.results[0];
+}
+const NORMAL = 'fixtures/normal/normal_0300.png';
+const BAD = 'fixtures/anomalous/wrong_part_01.png';
+
+beforeAll(async () => {
+  s = await testServer();
+  normalRecon = (await upload(NORMAL)).image.scores.recon;
+  anomalousRecon = (await upload(BAD)).image.scores.recon;
+  expect(anomalousRecon).toBeGreaterThan(normalRecon);
+}, 120_000);
+afterAll(() => s.close());
+
+describe('alert rules', () => {
+  let ruleId: number;
+
+  it('creates a rule and refuses invalid ones with a clear 400', async () => {
+    const mid = (normalRecon + anomalousRecon) / 2;
+    const res = await s.request('POST', '/api/rules', { key: s.keys.operator, json: { name: 'recon high', channel: 'recon', threshold: { kind: 'absolute', value: mid }, clearAfter: 2 } });
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ name: 'recon high', channel: 'recon', source: null, pendingK: 1, pendingN: 1, clearAfter: 2, enabled: true, state: 'normal' });
+    ruleId = res.json.id;
+    const cases: [unknown, RegExp][] = [
+      [{ name: 'x', channel: 'loudness', threshold: { kind: 'absolute', value: 1 } }, /channel must be one of/],
+      [{ name: 'x', channel: 'kl', threshold: { kind: 'rate', rate: 2 } }, /threshold\.rate must be at most 0\.5/],
+      [{ name: 'x', channel: 'kl', threshold: { kind: 'absolute' } }, /threshold\.value must be a number/],
+      [{ name: 'x', channel: 'kl', threshold: { kind: 'absolute', value: 1 }, pendingK: 3, pendingN: 2 }, /pendingK \(3\) cannot exceed pendingN \(2\)/],
+      [{ name: 'x', channel: 'kl', threshold: { kind: 'absolute', value: 1 }, webhookUrl: 'file:///etc/passwd' }, /webhookUrl must be an absolute http\(s\) URL/],
+      [{ channel: 'kl', threshold: { kind: 'absolute', value: 1 } }, /name is required/],
+      [[1, 2, 3], /JSON object/],
+    ];
+    for (const [body, message] of cases) {
+      const bad = await s.request('POST', '/api/rules', { json: body });
+      expect(bad.status).toBe(400);
+      expect(bad.json.error.message).toMatch(message);
+    }
+    const malformed = await s.request('POST', '/api/rules', { body: '{"name": "x",', headers: { 'content-type': 'application/json' } });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json.error.code).toBe('bad_request');
+    expect((await s.request('GET', '/api/rules')).json.rules).toHaveLength(1);
+  });
+
+  it('fires on an anomalous image, records the transition, and resolves after clean images', async () => {
+    const hit = await upload(BAD);
+    expect(hit.alerts).toHaveLength(1);
+    expect(hit.alerts[0]).toMatchObject({ transition: { from: 'normal', to: 'firing' }, notified: true, imageId: hit.image.id });
+    const alertId = hit.alerts[0].alert.id;
+    const firing = await s.request('GET', '/api/alerts?state=firing', { key: s.keys.viewer });
+    expect(firing.json.alerts.map((a: any) => a.id)).toContain(alertId);
+    expect((await upload(BAD)).alerts).toEqual([]); // still firing: no new notification
+    expect((await upload(NORMAL)).alerts).toEqual([]); // 1 clean of 2
+    const resolved = await upload(NORMAL);
+    expect(resolved.alerts[0]).toMatchObject({ transition: { from: 'firing', to: 'resolved' } });
+    const detail = await s.request('GET', `/api/alerts/${alertId}`);
+    expect(detail.json.state).toBe('resolved');
+    expect(detail.json.transitions.map((t: any) => `${t.from_state}->${t.to_state}`)).toEqual(['normal->firing', 'firing->resolved']);
+  });
+
+  it('only watches its source', async () => {
+    const other = await s.request('POST', '/api/rules', { json: { name: 'cam-b only', channel: 'recon', source: 'cam-b', threshold: { kind: 'absolute', value: 0 } } });
+    expect((await upload(NORMAL, 'line-1')).alerts.filter((a: any) => a.rule.id === other.json.id)).toEqual([]);
+    expect((await upload(NORMAL, 'cam-b')).alerts.filter((a: any) => a.rule.id === other.json.id)).toHaveLength(1);
+    expect((await s.request('DELETE', `/api/rules/${other.json.id}`)).status).toBe(204);
+    expect((await s.request('GET', `/api/rules/${other.json.id}`)).status).toBe(404);
+  });
+
+  it('acknowledges an alert once, by an operator', async () => {
+    const hit = await upload(BAD);
+    const id = hit.alerts[0].alert.id;
+    expect((await s.request('POST', `/api/alerts/${id}/ack`, { key: s.keys.viewer })).status).toBe(403);
+    const ack = await s.request('POST', `/api/alerts/${id}/ack`, { key: s.keys.operator });
+    expect(ack.status).toBe(200);
+    expect(ack.json.acknowledged).toMatchObject({ by: expect.any(Number), at: expect.any(Number) });
+    const again = await s.request('POST', `/api/alerts/${id}/ack`, { key: s.keys.admin });
+    expect(again.json.acknowledged.at).toBe(ack.json.acknowledged.at);
+    expect((await s.request('POST', '/api/alerts/99999/ack')).status).toBe(404);
+    // back to normal for the next tests
+    await upload(NORMAL);
+    await upload(NORMAL);
+  });
+
+  it('keeps evaluating but does not notify during a silence', async () => {
+    const sil = await s.request('POST', '/api/silences', { key: s.keys.operator, json: { ruleId, minutes: 30, reason: 'maintenance' } });
+    expect(sil.status).toBe(201);
+    const hit = await upload(BAD);
+    expect(hit.alerts[0]).toMatchObject({ transition: { to: 'firing' }, notified: false });
+    expect((await s.request('GET', '/api/silences')).json.silences).toHaveLength(1);
+    expect((await s.request('DELETE', `/api/silences/${sil.json.id}`)).status).toBe(204);
+    expect((await s.request('POST', '/api/silences', { json: { ruleId, minutes: 0 } })).status).toBe(400);
+    expect((await s.request('POST', '/api/silences', { json: { ruleId: 424242, minutes: 5 } })).status).toBe(404);
+    await upload(NORMAL);
+    await upload(NORMAL);
+  });
+
+  it('updates a threshold, keeping an audit trail', async () => {
+    const res = await s.request('PUT', `/api/rules/${ruleId}`, { key: s.keys.operator, json: { threshold: { kind: 'rate', rate: 0.05 } } });
+    expect(res.status).toBe(200);
+    expect(res.json.threshold).toEqual({ kind: 'rate', rate: 0.05 });
+    expect(res.json.name).toBe('recon high');
+    const log = await s.request('GET', '/api/audit');
+    const actions = log.json.entries.map((e: any) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['rule.create', 'rule.update', 'rule.delete', 'alert.ack', 'silence.create']));
+    expect(log.json.entries.find((e: any) => e.action === 'rule.update').detail.after.threshold).toEqual({ kind: 'rate', rate: 0.05 });
+  });
+
+  it('previews how many of the last images a rule would have fired on', async () => {
+    const res = await s.request('POST', '/api/rules/preview', { key: s.keys.viewer, json: { name: 'p', channel: 'recon', threshold: { kind: 'absolute', value: (normalRecon + anomalousRecon) / 2 }, last: 100 } });
+    expect(res.status).toBe(200);
+    expect(res.json.images).toBeGreaterThan(5);
+    expect(res.json.breaches).toBeGreaterThanOrEqual(4);
+    expect(res.json.firings).toBeGreaterThanOrEqual(3);
+    const none = await s.request('POST', '/api/rules/preview', { json: { name: 'p', channel: 'recon', threshold: { kind: 'absolute', value: 1e9 } } });
+    expect(none.json).toMatchObject({ breaches: 0, firings: 0, finalState: 'normal' });
+  });
+});
+
+describe('stats', () => {
+  it('returns calibration and recent histograms per channel and counts per hour', async () => {
+    const res = await s.request('GET', '/api/stats?hours=1&bins=10', { key: s.keys.viewer });
+    expect(res.status).toBe(200);
+    expect(res.json.activeModel).toBe('tiny-model');
+    for (const ch of ['kl', 'recon', 'elbo']) {
+      const h = res.json.channels[ch];
+      expect(h.calibration).toHaveLength(10);
+      expect(h.recent.reduce((a: number, b: number) => a + b, 0)).toBe(res.json.images);
+      expect(h.calibration.reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
+    }
+    expect(res.json.perHour.reduce((a: number, h: any) => a + h.images, 0)).toBe(res.json.images);
+  });
+});
