@@ -35,8 +35,9 @@ export class WebhookSender {
     this.pump();
   }
 
+  /** Deliveries not finished yet: queued, in flight, or waiting to retry. */
   get depth(): number {
-    return this.queue.length + this.active;
+    return this.queue.length + this.active + this.timers.size;
   }
 
   private pump(): void {
