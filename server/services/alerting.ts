@@ -6,6 +6,7 @@ import { thresholdAt } from '../domain/calibration.js';
 import { observe, step, describeTransition } from '../domain/alert-machine.js';
 import type { RuleChannel } from '../domain/alert-types.js';
 import type { Calibration } from '../domain/types.js';
+import type { AlertView } from '../domain/wire.js';
 import { getAlert, insertAlert, insertTransition, isSilenced, listRules, openAlert, saveRuleState, updateAlertState, type AlertRow } from '../db/alerts.js';
 import type { ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
@@ -26,7 +27,7 @@ export function calibrationThreshold(cal: Calibration) {
   return (channel: RuleChannel, rate: number) => (channel === 'combined' ? rate : thresholdAt(cal.channels[channel].scores, rate));
 }
 
-export function alertView(a: AlertRow) {
+export function alertView(a: AlertRow): AlertView {
   return {
     id: a.id, ruleId: a.rule_id, state: a.state, startedAt: a.started_at, updatedAt: a.updated_at,
     firstImageId: a.first_image_id, lastImageId: a.last_image_id, value: a.value,

@@ -5,6 +5,7 @@
 import { assess } from '../domain/calibration.js';
 import { AppError, errorBody } from '../domain/errors.js';
 import type { RawScores } from '../domain/types.js';
+import type { ImageView } from '../domain/wire.js';
 import { insertImage, getImage, type ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
 import { decodeImage } from '../ml/images.js';
@@ -28,7 +29,7 @@ export type ScoreOutcome =
   | { name: string; image: ImageView; alerts: unknown[] }
   | { name: string; error: { code: string; message: string } };
 
-export function imageView(r: ImageRow) {
+export function imageView(r: ImageRow): ImageView {
   const base = `/api/images/${r.id}`;
   return {
     id: r.id, receivedAt: new Date(r.received_at).toISOString(), source: r.source, originalName: r.original_name,
@@ -40,7 +41,6 @@ export function imageView(r: ImageRow) {
     urls: { original: `${base}/original`, thumbnail: `${base}/thumbnail`, reconstruction: `${base}/reconstruction`, heatmap: `${base}/heatmap` },
   };
 }
-export type ImageView = ReturnType<typeof imageView>;
 
 interface BatchItem {
   detector: Detector;

@@ -7,6 +7,7 @@ import { finishJob, getJob, insertJob, jobsWithStatus, markJobRunning, setJobPro
 import type { Db } from '../db/open.js';
 import { AppError } from '../domain/errors.js';
 import type { EpochRecord, TrainOptions, TrainProgress } from '../domain/types.js';
+import type { JobView } from '../domain/wire.js';
 import type { BackendName } from '../ml/backend.js';
 import type { Logger } from '../logger.js';
 import type { EventBus } from './event-bus.js';
@@ -24,7 +25,7 @@ export interface TrainingJobsDeps {
   now: () => number;
 }
 
-export function jobView(j: JobRow) {
+export function jobView(j: JobRow): JobView {
   return {
     id: j.id, status: j.status, source: j.source, options: JSON.parse(j.options) as TrainOptions,
     modelId: j.model_id, progress: j.progress ? JSON.parse(j.progress) : null,

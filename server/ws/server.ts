@@ -54,30 +54,58 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
     return true;
   }
 
+  /** Resolves once the socket has sent most of what is queued (false if it closed or stayed stuck). */
+  async function drained(ws: WebSocket, low: number, timeoutMs = 30_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (ws.readyState === ws.OPEN && ws.bufferedAmount > low) {
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return ws.readyState === ws.OPEN;
+  }
+
   function onConnection(ws: WebSocket, role: string, since: number | null): void {
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     ws.on('error', (err) => log.warn('socket error', { error: err.message }));
-    // Buffer live events while the backlog is replayed, then hand over.
-    let replaying = true;
+    // Live events wait here while the backlog is replayed, then are handed over.
+    let replaying = since !== null;
     const pending: BusEvent[] = [];
-    let lastSent = since ?? lastEventId(ctx.db);
+    const last = lastEventId(ctx.db);
+    // A client that remembers an id beyond the log (a restored database) starts from the end.
+    let lastSent = since === null ? last : Math.min(since, last);
     const unsubscribe = ctx.bus.subscribe((e) => {
-      if (replaying) pending.push(e);
-      else if (e.id > lastSent && send(ws, e)) lastSent = e.id;
+      if (!replaying) {
+        if (e.id > lastSent && send(ws, e)) lastSent = e.id;
+      } else if (pending.push(e) > 10_000) {
+        log.warn('dropping a client whose backlog replay fell too far behind');
+        ws.terminate();
+      }
     });
     ws.on('close', unsubscribe);
-    send(ws, { type: 'hello', role, lastEventId: lastEventId(ctx.db), replayFrom: since });
-    if (since !== null) {
+    send(ws, { type: 'hello', role, lastEventId: last, replayFrom: since });
+    if (!replaying) return;
+    void (async () => {
+      // Paced by the socket draining, so a large backlog is not mistaken for a slow client.
       for (;;) {
-        const batch = ctx.bus.replay(lastSent, 500);
-        for (const e of batch) if (send(ws, e)) lastSent = e.id;
-        if (batch.length < 500 || ws.readyState !== ws.OPEN) break;
+        const batch = ctx.bus.replay(lastSent, 200);
+        for (const e of batch) {
+          ws.send(JSON.stringify(e));
+          lastSent = e.id;
+        }
+        if (batch.length < 200) break;
+        if (!(await drained(ws, maxBuffered / 4))) {
+          if (ws.readyState === ws.OPEN) ws.terminate();
+          return;
+        }
       }
-    }
-    replaying = false;
-    for (const e of pending) if (e.id > lastSent && send(ws, e)) lastSent = e.id;
-    pending.length = 0;
+      replaying = false;
+      for (const e of pending) if (e.id > lastSent && send(ws, e)) lastSent = e.id;
+      pending.length = 0;
+    })().catch((err) => {
+      log.warn('backlog replay failed', { error: (err as Error).message });
+      ws.terminate();
+    });
   }
 
   const heartbeat = setInterval(() => {

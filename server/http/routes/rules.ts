@@ -7,6 +7,7 @@ import { listImages } from '../../db/images.js';
 import { observe, step } from '../../domain/alert-machine.js';
 import { INITIAL_RULE_STATE, type AlertRule, type AlertStateName, type Threshold } from '../../domain/alert-types.js';
 import { AppError } from '../../domain/errors.js';
+import type { RuleView } from '../../domain/wire.js';
 import { alertView, calibrationThreshold, channelValue } from '../../services/alerting.js';
 import { principalOf, requireRole } from '../auth.js';
 import { boolParam, idParam, intParam, numParam, objectBody, strParam, timeParam } from '../params.js';
@@ -53,7 +54,7 @@ export function ruleFrom(body: Record<string, unknown>, base?: AlertRule): Omit<
   return rule;
 }
 
-function ruleView(r: StoredRule) {
+function ruleView(r: StoredRule): RuleView {
   const { state, ...rest } = r;
   return { ...rest, state: state.state };
 }

@@ -1,0 +1,137 @@
+// JSON shapes the HTTP API and the WebSocket send: the dashboard imports only
+// these (type-only), the server's view functions are checked against them.
+import type { AlertStateName, RuleChannel, Threshold } from './alert-types.js';
+import type { Role } from './roles.js';
+import type { EpochRecord, TrainOptions, TrainProgress } from './types.js';
+
+export interface ImageView {
+  id: number;
+  receivedAt: string;
+  source: string;
+  originalName: string;
+  sha256: string;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  modelId: string;
+  scores: { kl: number; recon: number; elbo: number };
+  p: { kl: number; recon: number; elbo: number; combined: number };
+  percentile: { kl: number; recon: number; elbo: number };
+  anomaly: boolean;
+  urls: { original: string; thumbnail: string; reconstruction: string; heatmap: string };
+}
+
+export interface AlertView {
+  id: number;
+  ruleId: number;
+  state: AlertStateName;
+  startedAt: number;
+  updatedAt: number;
+  firstImageId: number | null;
+  lastImageId: number | null;
+  value: number | null;
+  acknowledged: { by: number | null; at: number } | null;
+}
+
+export interface AlertChangedPayload {
+  alert: AlertView;
+  rule?: { id: number; name: string; channel: RuleChannel; source: string | null };
+  transition?: { from: AlertStateName; to: AlertStateName } | null;
+  renotify?: boolean;
+  notified?: boolean;
+  acknowledged?: boolean;
+  imageId?: number;
+  value?: number;
+  message: string;
+}
+
+export interface RuleView {
+  id: number;
+  name: string;
+  channel: RuleChannel;
+  source: string | null;
+  threshold: Threshold;
+  pendingK: number;
+  pendingN: number;
+  recovery: Threshold | null;
+  clearAfter: number;
+  renotifySeconds: number | null;
+  enabled: boolean;
+  webhookUrl: string | null;
+  createdAt: number;
+  updatedAt: number;
+  state: AlertStateName;
+}
+
+export interface JobView {
+  id: number;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  source: string;
+  options: TrainOptions;
+  modelId: string | null;
+  progress: TrainProgress | null;
+  curves: EpochRecord[];
+  error: string | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface ModelView {
+  id: string;
+  createdAt: string;
+  input: { size: number; channels: 1 | 3; resize: 'fill' };
+  options: TrainOptions;
+  likelihood: { kind: string; sigma2: number };
+  dataset: { source: string; images: number; train: number; validation: number; skipped: number };
+  training: { epochs: EpochRecord[]; bestEpoch: number; stoppedEarly: boolean; seconds: number; imagesPerSecond: number };
+  parameters: number;
+  backend: string;
+  calibration: { n: number; falseAlarmRate: number; heatmapScale: number; thresholds: Record<'kl' | 'recon' | 'elbo', number> };
+  active: boolean;
+}
+
+export interface HistogramView {
+  lo: number;
+  hi: number;
+  bins: number;
+  threshold: number;
+  calibration: number[];
+  recent: number[];
+}
+
+export interface StatsView {
+  activeModel: string | null;
+  hours: number;
+  images: number;
+  anomalies: number;
+  channels: Partial<Record<'kl' | 'recon' | 'elbo', HistogramView>>;
+  perHour: { hour: string; images: number; anomalies: number }[];
+}
+
+export interface HealthView {
+  status: 'ok' | 'degraded';
+  backend: string;
+  activeModel: string | null;
+  database: string;
+  queues: { scoring: number; training: number; webhooks: number };
+}
+
+export interface SessionView {
+  name: string;
+  role: Role;
+}
+
+export type WireEvent =
+  | { id: number; at: number; type: 'image.scored'; payload: ImageView }
+  | { id: number; at: number; type: 'alert.changed'; payload: AlertChangedPayload }
+  | { id: number; at: number; type: 'training.progress'; payload: TrainProgress & { jobId: number } }
+  | { id: number; at: number; type: 'training.finished'; payload: JobView }
+  | { id: number; at: number; type: 'model.activated'; payload: { id: string; by: number | null } };
+
+export type WireMessage = WireEvent | { type: 'hello'; role: Role; lastEventId: number; replayFrom: number | null };
+
+export interface ApiError {
+  error: { code: string; message: string };
+}
