@@ -123,6 +123,8 @@ export interface SessionView {
   role: Role;
 }
 
+export type SessionState = ({ signedIn: true; via: 'key' | 'session' } & SessionView) | { signedIn: false };
+
 export type WireEvent =
   | { id: number; at: number; type: 'image.scored'; payload: ImageView }
   | { id: number; at: number; type: 'alert.changed'; payload: AlertChangedPayload }

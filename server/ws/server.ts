@@ -18,6 +18,8 @@ export interface WsOptions {
 
 export interface WsHandle {
   clientCount(): number;
+  /** Cuts every connection at once (clients reconnect with ?since and catch up). */
+  dropClients(): void;
   close(): Promise<void>;
 }
 
@@ -122,6 +124,9 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
 
   return {
     clientCount: () => wss.clients.size,
+    dropClients: () => {
+      for (const ws of wss.clients) ws.terminate();
+    },
     close: () =>
       new Promise((resolve) => {
         clearInterval(heartbeat);

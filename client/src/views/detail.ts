@@ -1,0 +1,46 @@
+// The image detail dialog: original, reconstruction and heatmap side by side,
+// the three scores with p-values and percentiles, the verdict and the model.
+import type { ImageView } from '../../../server/domain/wire.js';
+import { api } from '../api.js';
+import { badge, dateTime, h, num, pValue, toast } from '../ui.js';
+
+let dialog: HTMLDialogElement | null = null;
+
+function ensureDialog(): HTMLDialogElement {
+  if (dialog) return dialog;
+  const d = h('dialog', { id: 'image-detail', 'aria-label': 'Image detail' });
+  d.addEventListener('click', (e) => e.target === d && d.close()); // click on the backdrop
+  document.body.append(d);
+  dialog = d;
+  return d;
+}
+
+export async function openDetail(id: number): Promise<void> {
+  let img: ImageView;
+  try {
+    img = await api<ImageView>('GET', `/api/images/${id}`);
+  } catch (err) {
+    toast(`image ${id}: ${(err as Error).message}`, 'error');
+    return;
+  }
+  const d = ensureDialog();
+  const figure = (src: string, caption: string) => h('figure', {}, h('img', { src, alt: `${caption} of image ${img.id}`, loading: 'lazy' }), h('figcaption', {}, caption));
+  const row = (label: string, ch: 'kl' | 'recon' | 'elbo') =>
+    h('tr', {}, h('td', {}, label), h('td', { class: 'num' }, num(img.scores[ch], 4)), h('td', { class: 'num' }, pValue(img.p[ch])), h('td', { class: 'num' }, `${img.percentile[ch].toFixed(1)}`));
+  d.replaceChildren(
+    h('div', { class: 'dialog-body' },
+      h('div', { class: 'row', style: 'justify-content: space-between; align-items: center' },
+        h('h2', {}, `${img.originalName} `, img.anomaly ? badge('anomaly') : badge('normal', 'ok')),
+        h('button', { onclick: () => d.close(), 'aria-label': 'Close' }, 'Close')),
+      h('p', { class: 'muted' }, `#${img.id} · ${img.source} · ${dateTime(img.receivedAt)} · ${img.width}×${img.height} ${img.format} · model ${img.modelId}`),
+      h('div', { class: 'triptych' }, figure(img.urls.original, 'original'), figure(img.urls.reconstruction, 'reconstruction'), figure(img.urls.heatmap, 'error heatmap')),
+      h('div', { class: 'scroll-x', style: 'margin-top: .8rem' },
+        h('table', { id: 'detail-scores' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'channel'), h('th', {}, 'score'), h('th', {}, 'p-value'), h('th', {}, 'percentile'))),
+          h('tbody', {}, row('KL divergence', 'kl'), row('reconstruction MSE', 'recon'), row('negative ELBO', 'elbo'),
+            h('tr', {}, h('td', {}, h('b', {}, 'combined')), h('td', {}), h('td', { class: 'num' }, h('b', {}, pValue(img.p.combined))), h('td', {}))))),
+      h('p', { class: 'muted' }, 'p-values compare each score with held-out normal images; combined = Bonferroni-corrected minimum. The heatmap uses a fixed colour scale set at calibration.'),
+    ),
+  );
+  if (!d.open) d.showModal();
+}
