@@ -1,8 +1,8 @@
 // JSON shapes the HTTP API and the WebSocket send: the dashboard imports only
 // these (type-only), the server's view functions are checked against them.
-import type { AlertStateName, RuleChannel, Threshold } from './alert-types.js';
+import type { AlertRule, AlertStateName, RuleChannel } from './alert-types.js';
 import type { Role } from './roles.js';
-import type { EpochRecord, TrainOptions, TrainProgress } from './types.js';
+import type { Channel, EpochRecord, ModelMeta, TrainOptions, TrainProgress } from './types.js';
 
 export interface ImageView {
   id: number;
@@ -46,21 +46,10 @@ export interface AlertChangedPayload {
   message: string;
 }
 
-export interface RuleView {
-  id: number;
-  name: string;
-  channel: RuleChannel;
-  source: string | null;
-  threshold: Threshold;
-  pendingK: number;
-  pendingN: number;
-  recovery: Threshold | null;
-  clearAfter: number;
-  renotifySeconds: number | null;
-  enabled: boolean;
-  webhookUrl: string | null;
+export interface RuleView extends AlertRule {
   createdAt: number;
   updatedAt: number;
+  /** The rule's state machine state. */
   state: AlertStateName;
 }
 
@@ -78,19 +67,11 @@ export interface JobView {
   finishedAt: number | null;
 }
 
-export interface ModelView {
-  id: string;
-  createdAt: string;
-  input: { size: number; channels: 1 | 3; resize: 'fill' };
-  options: TrainOptions;
-  likelihood: { kind: string; sigma2: number };
-  dataset: { source: string; images: number; train: number; validation: number; skipped: number };
-  training: { epochs: EpochRecord[]; bestEpoch: number; stoppedEarly: boolean; seconds: number; imagesPerSecond: number };
-  parameters: number;
-  backend: string;
-  calibration: { n: number; falseAlarmRate: number; heatmapScale: number; thresholds: Record<'kl' | 'recon' | 'elbo', number> };
+/** meta.json without its big arrays: the calibration scores become thresholds. */
+export type ModelView = Pick<ModelMeta, 'id' | 'createdAt' | 'input' | 'options' | 'likelihood' | 'dataset' | 'training' | 'parameters' | 'backend'> & {
+  calibration: { n: number; falseAlarmRate: number; heatmapScale: number; thresholds: Record<Channel, number> };
   active: boolean;
-}
+};
 
 export interface HistogramView {
   lo: number;

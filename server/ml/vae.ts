@@ -60,20 +60,13 @@ export function createVae(o: VaeOptions): Vae {
   const top = sizes[levels];
   const topFilters = filtersAt(levels - 1, o.baseFilters);
 
+  // Every resolution change is a 4x4, stride-2 convolution (or its transpose), ReLU.
+  const strided = (filters: number, name: string) => ({ filters, kernelSize: 4, strides: 2, padding: 'same' as const, activation: 'relu' as const, kernelInitializer: init(), name });
+
   const x = tf.input({ shape: [o.size, o.size, o.channels], name: 'image' });
   let h: tf.SymbolicTensor = x;
   for (let i = 0; i < levels; i++) {
-    h = tf.layers
-      .conv2d({
-        filters: filtersAt(i, o.baseFilters),
-        kernelSize: 4,
-        strides: 2,
-        padding: 'same',
-        activation: 'relu',
-        kernelInitializer: init(),
-        name: `enc_conv${i}`,
-      })
-      .apply(h) as tf.SymbolicTensor;
+    h = tf.layers.conv2d(strided(filtersAt(i, o.baseFilters), `enc_conv${i}`)).apply(h) as tf.SymbolicTensor;
   }
   const flat = tf.layers.flatten({ name: 'enc_flatten' }).apply(h) as tf.SymbolicTensor;
   const mu = tf.layers
@@ -90,17 +83,7 @@ export function createVae(o: VaeOptions): Vae {
     .apply(z) as tf.SymbolicTensor;
   g = tf.layers.reshape({ targetShape: [top, top, topFilters], name: 'dec_reshape' }).apply(g) as tf.SymbolicTensor;
   for (let i = levels - 2; i >= 0; i--) {
-    g = tf.layers
-      .conv2dTranspose({
-        filters: filtersAt(i, o.baseFilters),
-        kernelSize: 4,
-        strides: 2,
-        padding: 'same',
-        activation: 'relu',
-        kernelInitializer: init(),
-        name: `dec_deconv${i + 1}`,
-      })
-      .apply(g) as tf.SymbolicTensor;
+    g = tf.layers.conv2dTranspose(strided(filtersAt(i, o.baseFilters), `dec_deconv${i + 1}`)).apply(g) as tf.SymbolicTensor;
   }
   const means = tf.layers
     .conv2dTranspose({

@@ -6,14 +6,15 @@ import path from 'node:path';
 import { activeModel, getModel, insertModel, listModels, setActiveModel, type ModelRow } from '../db/models.js';
 import type { Db } from '../db/open.js';
 import { AppError } from '../domain/errors.js';
-import type { ModelMeta } from '../domain/types.js';
+import type { Channel, ModelMeta } from '../domain/types.js';
+import type { ModelView } from '../domain/wire.js';
 import { CHANNELS } from '../domain/types.js';
 import type { Logger } from '../logger.js';
 import { loadDetector, type Detector } from './detector.js';
 import type { EventBus } from './event-bus.js';
 
 /** What the API shows about a model without loading it (meta.json minus the big arrays). */
-export function modelSummary(meta: ModelMeta) {
+export function modelSummary(meta: ModelMeta): Omit<ModelView, 'active'> {
   const cal = meta.calibration;
   return {
     id: meta.id,
@@ -29,12 +30,11 @@ export function modelSummary(meta: ModelMeta) {
       n: cal.n,
       falseAlarmRate: cal.falseAlarmRate,
       heatmapScale: cal.heatmapScale,
-      thresholds: Object.fromEntries(CHANNELS.map((ch) => [ch, cal.channels[ch].threshold])),
+      thresholds: Object.fromEntries(CHANNELS.map((ch) => [ch, cal.channels[ch].threshold])) as Record<Channel, number>,
     },
   };
 }
 
-export type ModelSummary = ReturnType<typeof modelSummary>;
 
 export class ModelRegistry {
   private loaded: { id: string; detector: Detector } | null = null;
