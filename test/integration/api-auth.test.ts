@@ -14,7 +14,6 @@ type Role = 'viewer' | 'operator' | 'admin';
 // unknown where a success would change state: only 401/403 matter here.
 const ROUTES: [string, string, Role | null, unknown?][] = [
   ['GET', '/api/health', null],
-  ['GET', '/api/session', 'viewer'],
   ['GET', '/api/images', 'viewer'],
   ['GET', '/api/images/999', 'viewer'],
   ['GET', '/api/images/999/heatmap', 'viewer'],
@@ -111,7 +110,8 @@ describe('dashboard sessions', () => {
     expect(cookie).toMatch(/^lw_session=[\w-]+; HttpOnly; SameSite=Strict; Path=\//);
     const session = cookie.split(';')[0];
     const me = await s.request('GET', '/api/session', { key: null, headers: { cookie: session } });
-    expect(me.json).toEqual({ name: 'test viewer', role: 'viewer', via: 'session' });
+    expect(me.json).toEqual({ signedIn: true, name: 'test viewer', role: 'viewer', via: 'session' });
+    expect((await s.request('GET', '/api/session', { key: null })).json).toEqual({ signedIn: false });
     expect((await s.request('GET', '/api/images', { key: null, headers: { cookie: session } })).status).toBe(200);
     expect((await s.request('GET', '/api/keys', { key: null, headers: { cookie: session } })).status).toBe(403);
     expect((await s.request('DELETE', '/api/session', { key: null, headers: { cookie: session } })).status).toBe(204);
