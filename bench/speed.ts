@@ -86,7 +86,7 @@ for (const name of requested) {
   for (const size of sizes) {
     const r = await measure(size, name);
     results.push({ backend: info.name, provider: info.provider, ...r });
-    const f = (x: unknown) => (typeof x === 'number' ? x.toFixed(1).padStart(8) : '');
+    const f = (x: unknown) => (typeof x === 'number' ? x.toFixed(1).padStart(8) : '     n/a');
     console.log(`${info.name.padEnd(10)} ${size}x${size}  train ${f(r.trainImagesPerSecond)} img/s  score b1 ${f(r.scoreImagesPerSecondBatch1)}  b64 ${f(r.scoreImagesPerSecondBatch64)} img/s` +
       (r.stockKernelScoreImagesPerSecondBatch64 ? `  (stock kernel: train ${f(r.stockKernelTrainImagesPerSecond)}, score b64 ${f(r.stockKernelScoreImagesPerSecondBatch64)})` : ''));
   }

@@ -216,6 +216,11 @@ export function registerWasmConvKernels(): void {
 /** Benchmarks only: switch between wasm's stock Conv2DBackpropInput and ours. */
 export function useStockBackpropInput(stock: boolean): void {
   if (!stockBackpropInput) throw new Error('registerWasmConvKernels() has not run');
-  if (stock) install('Conv2DBackpropInput', stockBackpropInput.kernelFunc, stockBackpropInput.setupFunc);
-  else install('Conv2DBackpropInput', conv2DBackpropInput as tf.KernelFunc);
+  if (stock) {
+    install('Conv2DBackpropInput', stockBackpropInput.kernelFunc, stockBackpropInput.setupFunc);
+    // Ours replaced it before the backend started, so its setup (binding the wasm export) never ran.
+    stockBackpropInput.setupFunc?.(tf.backend());
+  } else {
+    install('Conv2DBackpropInput', conv2DBackpropInput as tf.KernelFunc);
+  }
 }

@@ -130,6 +130,9 @@ export class TrainingJobs {
   }
 
   private async finish(id: number, m: WorkerMessage): Promise<void> {
+    // Shutting down: the database may already be closed. The job stays
+    // 'running', and the next start marks it failed (see the constructor).
+    if (this.closed) return;
     const { db, log } = this.d;
     const cancelled = this.running?.cancelled ?? false;
     this.running = null;

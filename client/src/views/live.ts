@@ -89,7 +89,7 @@ export function mountLive(root: HTMLElement, store: Store): void {
       return h('li', { 'data-alert-id': alert.id, 'data-state': alert.state },
         h('div', {},
           badge(alert.state), ' ', h('b', {}, ruleName),
-          h('div', { class: 'muted' }, message || `alert #${alert.id}`),
+          h('div', { class: 'muted' }, message || `alert #${alert.id}: ${alert.state} at value ${num(alert.value, 4)}`),
           h('div', { class: 'muted' }, time(at), alert.lastImageId ? ' · ' : '',
             alert.lastImageId ? h('button', { class: 'link', onclick: () => void openDetail(alert.lastImageId!) }, `image #${alert.lastImageId}`) : '')),
         ack);
