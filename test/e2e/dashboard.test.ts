@@ -3,7 +3,7 @@
 // an alert arrive live, acknowledge, open the detail view, edit a threshold,
 // train a model and watch its curve. Screenshots of every view go to
 // screenshots/ (git-ignored) for people to look at.
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,7 @@ async function shot(name: string): Promise<void> {
 
 async function apiUpload(file: string, source = 'camera-1') {
   const form = new FormData();
-  form.append('images', new Blob([await import('node:fs/promises').then((m) => m.readFile(file))]), path.basename(file));
+  form.append('images', new Blob([await readFile(file)]), path.basename(file));
   form.append('source', source);
   const res = await fetch(`${server.url}/api/images`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` }, body: form });
   expect(res.status).toBe(201);

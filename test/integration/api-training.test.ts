@@ -2,7 +2,7 @@
 // progress is stored and broadcast, jobs queue, cancel, and a crashing worker
 // fails its job without taking the server down. Needs `npm run build` (the
 // worker runs compiled JavaScript); `npm test` builds first.
-import { copyFile, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsAfter } from '../../server/db/events.js';
@@ -64,7 +64,7 @@ describe('POST /api/models/train', () => {
 
   it('trains from uploaded images', async () => {
     const files = (await readdir('fixtures/normal')).slice(100, 140);
-    const parts = await Promise.all(files.map(async (f) => ({ name: 'images', filename: f, content: await import('node:fs/promises').then((m) => m.readFile(path.join('fixtures/normal', f))) })));
+    const parts = await Promise.all(files.map(async (f) => ({ name: 'images', filename: f, content: await readFile(path.join('fixtures/normal', f)) })));
     const m = multipart([...parts, ...Object.entries(SMALL).map(([name, v]) => ({ name, content: String(v) }))]);
     const res = await s.request('POST', '/api/models/train', { body: m.body, headers: m.headers });
     expect(res.status).toBe(202);

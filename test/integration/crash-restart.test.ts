@@ -4,43 +4,27 @@
 // and is started again on the same data directory. Every image answered with
 // 201, every alert change in those answers, and every event a dashboard was
 // sent before the crash must still be there, identical.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { mulberry32 } from '../../server/ml/random.js';
 import { tempDir } from '../helpers.js';
 import { ADMIN_KEY, trainTinyModel } from '../server-helpers.js';
+import { spawnServer, type ServerProcess } from '../server-process.js';
 
 const MAIN = path.resolve('dist/server/main.js');
 const AUTH = { authorization: `Bearer ${ADMIN_KEY}` };
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | string | null>;
-}
+type Running = ServerProcess;
 
 interface Event {
   id: number;
   at: number;
   type: string;
   payload: any;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,39 +37,12 @@ const children: ChildProcess[] = [];
 const sockets: WebSocket[] = [];
 
 async function startChild(): Promise<Running> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      ...process.env,
-      LATENTWATCH_PORT: String(port), LATENTWATCH_HOST: '127.0.0.1',
-      LATENTWATCH_DATA_DIR: dataDir, LATENTWATCH_MODELS_DIR: modelsDir,
-      LATENTWATCH_ADMIN_KEY: ADMIN_KEY, LATENTWATCH_BACKEND: 'wasm',
-      LATENTWATCH_DATASETS_DIR: path.join(dir, 'datasets'),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const running = await spawnServer({
+    LATENTWATCH_DATA_DIR: dataDir, LATENTWATCH_MODELS_DIR: modelsDir,
+    LATENTWATCH_ADMIN_KEY: ADMIN_KEY, LATENTWATCH_DATASETS_DIR: path.join(dir, 'datasets'),
   });
-  children.push(child);
-  let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  let gone = false;
-  void exited.then(() => (gone = true));
-  for (;;) {
-    if (gone) throw new Error(`the server exited before it was healthy:\n${out}`);
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the server was not healthy within 60 s:\n${out}`);
-    await sleep(100);
-  }
-  return { child, url, output: () => out, exited };
+  children.push(running.child);
+  return running;
 }
 
 async function api(url: string, method = 'GET', json?: unknown): Promise<{ status: number; body: any }> {

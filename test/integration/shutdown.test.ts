@@ -1,25 +1,15 @@
 // SIGTERM: the server stops accepting, finishes the requests in flight, closes
 // the database and exits 0; what it answered is stored.
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 import { ADMIN_KEY, trainTinyModel } from '../server-helpers.js';
+import { spawnServer } from '../server-process.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir('latentwatch-shutdown-'));
@@ -29,22 +19,9 @@ afterAll(() => cleanup());
 
 describe('graceful shutdown', () => {
   it('answers the upload in flight, then exits 0 with the database closed cleanly', async () => {
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const child = spawn(process.execPath, ['dist/server/main.js'], {
-      env: { ...process.env, LATENTWATCH_PORT: String(port), LATENTWATCH_HOST: '127.0.0.1', LATENTWATCH_DATA_DIR: path.join(dir, 'data'), LATENTWATCH_MODELS_DIR: path.join(dir, 'models'), LATENTWATCH_ADMIN_KEY: ADMIN_KEY, LATENTWATCH_BACKEND: 'wasm' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const { child, url: base, exited } = await spawnServer({
+      LATENTWATCH_DATA_DIR: path.join(dir, 'data'), LATENTWATCH_MODELS_DIR: path.join(dir, 'models'), LATENTWATCH_ADMIN_KEY: ADMIN_KEY,
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/api/health`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      if (i > 300) throw new Error('server did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const form = new FormData();
     const png = await readFile('fixtures/normal/normal_0100.png');
     for (let i = 0; i < 8; i++) form.append('images', new Blob([png]), `img-${i}.png`);
