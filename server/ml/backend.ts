@@ -1,6 +1,7 @@
 // Picks the fastest TensorFlow.js backend this machine can run (DESIGN.md §2):
 // native CUDA, native CPU, wasm (SIMD), then the pure-JS cpu backend.
 import * as tf from '@tensorflow/tfjs';
+import { AppError } from '../domain/errors.js';
 import { registerWasmConvKernels } from './wasm-kernels.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -79,7 +80,10 @@ export function initBackend(forced?: BackendName): Promise<BackendInfo> {
         return info;
       }
     }
-    throw new Error(`no TensorFlow.js backend could be initialised (${skipped.join('; ')})`);
+    const advice = forced === 'tensorflow'
+      ? ': install @tensorflow/tfjs-node or -node-gpu (their install downloads libtensorflow) or unset LATENTWATCH_BACKEND'
+      : forced ? ': unset LATENTWATCH_BACKEND to use the best available one' : '';
+    throw new AppError('unavailable', `the ${forced ?? 'TensorFlow.js'} backend could not be initialised (${skipped.join('; ')})${advice}`);
   })();
   return selected;
 }

@@ -157,6 +157,10 @@ describe('latentwatch score', () => {
     expect(cpu.lines[0].backend).toBe('cpu');
     const wasm = await cli(['score', '--model', model, 'fixtures/normal/normal_0000.png', '--json']);
     expect(cpu.lines[0].recon).toBeCloseTo(wasm.lines[0].recon, 5);
+    const native = await cli(['score', '--model', model, 'fixtures/normal/normal_0000.png'], { LATENTWATCH_BACKEND: 'tensorflow' });
+    expect(native.code).toBe(1);
+    expect(native.stderr).toMatch(/the tensorflow backend could not be initialised .*@tensorflow\/tfjs-node.*unset LATENTWATCH_BACKEND/);
+    expect(native.stderr).not.toMatch(/\n\s+at /); // no stack trace
     const bad = await cli(['score', '--model', model, 'x.png'], { LATENTWATCH_BACKEND: 'quantum' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/LATENTWATCH_BACKEND must be one of tensorflow, wasm, cpu, got "quantum"/);
