@@ -5,13 +5,14 @@ import { api, ApiError } from './api.js';
 import { Store } from './store.js';
 import { LiveStream, type ConnectionState } from './stream.js';
 import { clear, h, toast } from './ui.js';
+import { mountAdmin } from './views/admin.js';
 import { mountDistribution } from './views/distribution.js';
 import { mountImages } from './views/images.js';
 import { mountLive } from './views/live.js';
 import { mountModels } from './views/models.js';
 import { mountRules } from './views/rules.js';
 
-const VIEWS = ['live', 'images', 'distribution', 'rules', 'models'] as const;
+const VIEWS = ['live', 'images', 'distribution', 'rules', 'models', 'admin'] as const;
 type View = (typeof VIEWS)[number];
 const $ = (id: string) => document.getElementById(id)!;
 
@@ -75,6 +76,7 @@ async function startApp(): Promise<void> {
   const distribution = mountDistribution($('view-distribution'), store);
   const rulesView = mountRules($('view-rules'), store);
   const modelsView = mountModels($('view-models'), store);
+  const adminView = mountAdmin($('view-admin'), store);
   store.on('alerts', drawBanner);
   store.on('models', drawModelName);
   store.setImages(images.images);
@@ -96,12 +98,13 @@ async function startApp(): Promise<void> {
 
   const show = () => {
     const view = (location.hash.slice(1) || 'live') as View;
-    const name = VIEWS.includes(view) ? view : 'live';
+    const name = VIEWS.includes(view) && (view !== 'admin' || store.can('admin')) ? view : 'live';
     for (const v of VIEWS) $(`view-${v}`).hidden = v !== name;
     for (const a of document.querySelectorAll<HTMLAnchorElement>('#tabs a')) a.classList.toggle('active', a.dataset.view === name);
     if (name === 'distribution') distribution.refresh();
     if (name === 'rules') rulesView.refresh();
     if (name === 'models') modelsView.refresh();
+    if (name === 'admin') adminView.refresh();
   };
   window.addEventListener('hashchange', show);
   show();

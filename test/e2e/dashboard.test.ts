@@ -193,6 +193,33 @@ describe('the dashboard', () => {
     await page.waitForSelector(`#gallery [data-image-id="${missed.id}"]`);
   });
 
+  it('lets an admin create an operator key, and hides what an operator may not do', async () => {
+    await page.click('#tabs a[data-view=admin]');
+    await page.waitForSelector('#audit-log >> text=rule.update');
+    await page.fill('#key-name', 'line operator');
+    await page.selectOption('#key-role', 'operator');
+    await page.click('#key-form button[type=submit]');
+    const key = await page.inputValue('#key-secret');
+    expect(key).toMatch(/^lw_/);
+    await page.waitForSelector('#keys-table >> text=line operator');
+    await shot('12-admin');
+
+    await page.click('#signout');
+    await page.waitForSelector('#signin:not([hidden])');
+    await page.fill('#signin-key', key);
+    await page.click('#signin-form button[type=submit]');
+    await page.waitForSelector('#app:not([hidden])');
+    await expect(page.textContent('#who')).resolves.toMatch(/line operator · operator/);
+    expect(await page.isHidden('#tabs a[data-view=admin]')).toBe(true);
+    await page.click('#tabs a[data-view=models]');
+    await page.waitForSelector('#model-versions tr[data-model-id]');
+    expect(await page.isHidden('#train-form')).toBe(true);
+    expect(await page.$$('#model-versions button.activate')).toHaveLength(0);
+    await page.click('#tabs a[data-view=images]');
+    await page.waitForSelector('#dropzone', { state: 'visible' }); // operators may upload
+    await shot('13-operator-models');
+  });
+
   it('logged no console errors or warnings', () => {
     expect(consoleProblems).toEqual([]);
   });
