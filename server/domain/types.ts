@@ -14,7 +14,7 @@ export interface RawScores {
 }
 
 export interface Assessment {
-  /** Calibrated p-values, and the Bonferroni-combined one. */
+  /** Calibrated p-values, and the combined one (see calibration.ts). */
   p: Record<Channel | 'combined', number>;
   /** Percentile of each score among the calibration scores (0–100). */
   percentile: Record<Channel, number>;
@@ -66,6 +66,12 @@ export interface Calibration {
   n: number;
   falseAlarmRate: number;
   channels: Record<Channel, ChannelCalibration>;
+  /**
+   * Fisher statistics -2·Σ log p of the calibration images (leave-one-out
+   * p-values): the null distribution the combined p-value is read from.
+   * Absent in models calibrated before it existed (Bonferroni is used then).
+   */
+  combined?: ChannelCalibration;
   /** Per-pixel squared error that maps to the top of the heatmap colour scale. */
   heatmapScale: number;
 }

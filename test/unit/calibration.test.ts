@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { assess, auroc, buildCalibration, combinePValues, percentile, pValue, tailScaleOf, thresholdAt } from '../../server/domain/calibration.js';
+import { assess, auroc, buildCalibration, combinePValues, fisherStatistic, percentile, pValue, tailScaleOf, thresholdAt } from '../../server/domain/calibration.js';
+import { mulberry32 } from '../../server/ml/random.js';
 
 const ascending = Array.from({ length: 99 }, (_, i) => i + 1); // 1..99
 
@@ -53,6 +54,43 @@ describe('percentile', () => {
   });
 });
 
+describe('the calibrated combined p-value', () => {
+  // Three correlated channels, like kl / recon / elbo of normal images.
+  function normalImages(n: number, seed: number) {
+    const rand = mulberry32(seed);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const out = { kl: [] as number[], recon: [] as number[], elbo: [] as number[] };
+    for (let i = 0; i < n; i++) {
+      const shared = gauss();
+      out.kl.push(gauss());
+      out.recon.push(Math.exp(0.5 * shared + 0.3 * gauss()));
+      out.elbo.push(shared + 0.1 * gauss());
+    }
+    return out;
+  }
+
+  it('keeps its false-alarm rate on fresh normal images', () => {
+    const cal = buildCalibration(normalImages(2000, 1), 0.01, 1);
+    expect(cal.combined!.scores).toHaveLength(2000);
+    const fresh = normalImages(4000, 2);
+    for (const alpha of [0.01, 0.05, 0.2]) {
+      let alarms = 0;
+      for (let i = 0; i < 4000; i++) if (assess(cal, { kl: fresh.kl[i], recon: fresh.recon[i], elbo: fresh.elbo[i] }).p.combined < alpha) alarms++;
+      expect(alarms / 4000, `alpha ${alpha}`).toBeGreaterThan(alpha * 0.6);
+      expect(alarms / 4000, `alpha ${alpha}`).toBeLessThan(alpha * 1.4);
+    }
+  });
+
+  it('adds evidence up: moderately high on two channels beats high on one', () => {
+    const cal = buildCalibration(normalImages(2000, 3), 0.01, 1);
+    const q = (ch: 'kl' | 'recon' | 'elbo', p: number) => cal.channels[ch].scores[Math.floor((1 - p) * 2000)];
+    const two = assess(cal, { kl: q('kl', 0.02), recon: q('recon', 0.5), elbo: q('elbo', 0.02) });
+    const one = assess(cal, { kl: q('kl', 0.01), recon: q('recon', 0.5), elbo: q('elbo', 0.5) });
+    expect(two.p.combined).toBeLessThan(one.p.combined);
+    expect(fisherStatistic([1, 1, 1])).toBeCloseTo(0); // no evidence at all
+  });
+});
+
 describe('combinePValues', () => {
   it('is the Bonferroni-corrected minimum, capped at 1', () => {
     expect(combinePValues([0.5, 0.01, 0.2])).toBeCloseTo(0.03);
@@ -72,6 +110,13 @@ describe('assess', () => {
     const outlier = assess(cal, { kl: 10, recon: 5, elbo: 500 });
     expect(outlier.anomaly).toBe(true);
     expect(outlier.p.recon).toBeLessThan(1e-3);
+    expect(outlier.p.combined).toBeLessThan(0.01);
+  });
+
+  it('falls back to Bonferroni for a model calibrated without the combined distribution', () => {
+    const scores = { kl: ascending, recon: ascending.map((v) => v / 100), elbo: ascending.map((v) => v * 10) };
+    const { combined: _dropped, ...legacy } = buildCalibration(scores, 0.01, 0.5);
+    const outlier = assess(legacy, { kl: 10, recon: 5, elbo: 500 });
     expect(outlier.p.combined).toBeCloseTo(3 * outlier.p.recon);
   });
   it('sorts unsorted calibration input', () => {
