@@ -102,12 +102,8 @@ export class ModelRegistry {
 
   /** Loads first (a model that cannot load is never activated), then switches. */
   async activate(id: string, byKey: number | null): Promise<ModelRow> {
-    const row = this.get(id);
-    const detector = await loadDetector(row.dir);
-    const previous = this.loaded;
+    await this.load(this.get(id));
     setActiveModel(this.db, id);
-    this.loaded = { id, detector };
-    if (previous && previous.id !== id) previous.detector.vae.model.dispose();
     this.bus.publish('model.activated', { id, by: byKey });
     this.log.info('model activated', { id });
     return this.get(id);
@@ -116,13 +112,16 @@ export class ModelRegistry {
   /** The active model, loaded; null when there is none. */
   async active(): Promise<{ row: ModelRow; detector: Detector } | null> {
     const row = activeModel(this.db);
-    if (!row) return null;
-    if (this.loaded?.id !== row.id) {
-      const detector = await loadDetector(row.dir);
-      this.loaded?.detector.vae.model.dispose();
-      this.loaded = { id: row.id, detector };
-    }
-    return { row, detector: this.loaded.detector };
+    return row ? { row, detector: await this.load(row) } : null;
+  }
+
+  /** The model in memory: kept if it is this one, else loaded, freeing the one it replaces. */
+  private async load(row: ModelRow): Promise<Detector> {
+    if (this.loaded?.id === row.id) return this.loaded.detector;
+    const detector = await loadDetector(row.dir);
+    this.loaded?.detector.vae.model.dispose();
+    this.loaded = { id: row.id, detector };
+    return detector;
   }
 
   /** Full meta.json of a model (curves and calibration arrays included). */

@@ -1,5 +1,6 @@
 // Webhook delivery with retries against a real local receiver, and retention
 // removing rows and files together.
+import * as tf from '@tensorflow/tfjs';
 import { access, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -110,5 +111,19 @@ describe('retention', () => {
     for (const f of oldFiles) await expect(access(f)).rejects.toThrow();
     for (const f of sharedFiles) await expect(access(f)).resolves.toBeUndefined();
     expect((await s.request('GET', `/api/images/${again.id}/original`)).status).toBe(200);
+  });
+});
+
+describe('model registry', () => {
+  it('keeps one copy of a model in memory however often it is activated', async () => {
+    const s = await testServer();
+    try {
+      await s.ctx.registry.active(); // loaded
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) expect((await s.request('POST', '/api/models/tiny-model/activate')).status).toBe(200);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      await s.close();
+    }
   });
 });
