@@ -1,6 +1,7 @@
 // Alert rules (with the state machine's memory), alerts with their state
 // transitions, and silences.
 import type { AlertRule, AlertStateName, RuleState, Threshold } from '../domain/alert-types.js';
+import type { SilenceView } from '../domain/wire.js';
 import type { Db } from './open.js';
 
 interface RuleRow {
@@ -142,15 +143,7 @@ export function ackAlert(db: Db, id: number, keyId: number, now: number): boolea
   return db.prepare('UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_at IS NULL').run(keyId, now, id).changes > 0;
 }
 
-export interface SilenceRow {
-  id: number;
-  rule_id: number | null;
-  starts_at: number;
-  ends_at: number;
-  reason: string;
-  created_by: number | null;
-  created_at: number;
-}
+export type SilenceRow = SilenceView;
 
 export function insertSilence(db: Db, s: { ruleId: number | null; startsAt: number; endsAt: number; reason: string; createdBy: number | null; now: number }): number {
   return Number(

@@ -1,14 +1,9 @@
 // Who changed rules, thresholds, models and keys, and when.
+import type { AuditEntryView } from '../domain/wire.js';
 import type { Db } from './open.js';
 
-export interface AuditRow {
-  id: number;
-  at: number;
-  key_id: number | null;
-  action: string;
-  target: string;
-  detail: string;
-}
+/** As stored: `detail` is JSON text, parsed into AuditEntryView.detail by the API. */
+export type AuditRow = Omit<AuditEntryView, 'detail'> & { detail: string };
 
 export function audit(db: Db, a: { keyId: number | null; action: string; target: string; detail?: unknown; now: number }): void {
   db.prepare('INSERT INTO audit_log (at, key_id, action, target, detail) VALUES (?, ?, ?, ?, ?)')

@@ -1,16 +1,10 @@
 // api_keys and sessions. Keys and session tokens are stored as sha256 hashes.
 import type { Role } from '../domain/roles.js';
+import type { ApiKeyView } from '../domain/wire.js';
 import type { Db } from './open.js';
 
-export interface ApiKeyRow {
-  id: number;
-  name: string;
-  role: Role;
-  prefix: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
+/** The API lists key rows as they are stored. */
+export type ApiKeyRow = ApiKeyView;
 
 const KEY_COLUMNS = 'id, name, role, prefix, created_at, last_used_at, revoked_at';
 

@@ -104,6 +104,36 @@ export interface SessionView {
   role: Role;
 }
 
+/** An API key as listed (the key itself is never stored, only shown once on creation). */
+export interface ApiKeyView {
+  id: number;
+  name: string;
+  role: Role;
+  prefix: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface SilenceView {
+  id: number;
+  rule_id: number | null;
+  starts_at: number;
+  ends_at: number;
+  reason: string;
+  created_by: number | null;
+  created_at: number;
+}
+
+export interface AuditEntryView {
+  id: number;
+  at: number;
+  key_id: number | null;
+  action: string;
+  target: string;
+  detail: unknown;
+}
+
 export type SessionState = ({ signedIn: true; via: 'key' | 'session' } & SessionView) | { signedIn: false };
 
 export type WireEvent =

@@ -1,28 +1,9 @@
 // Admin: API keys (create: shown once; revoke) and the audit log of who
 // changed rules, thresholds, models and keys.
-import type { Role } from '../../../server/domain/roles.js';
+import type { ApiKeyView, AuditEntryView } from '../../../server/domain/wire.js';
 import { api } from '../api.js';
 import type { Store } from '../store.js';
 import { badge, clear, dateTime, empty, h, toast } from '../ui.js';
-
-interface KeyRow {
-  id: number;
-  name: string;
-  role: Role;
-  prefix: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
-
-interface AuditEntry {
-  id: number;
-  at: number;
-  key_id: number | null;
-  action: string;
-  target: string;
-  detail: unknown;
-}
 
 export function mountAdmin(root: HTMLElement, _store: Store): { refresh(): void } {
   const keys = h('div', { class: 'scroll-x', id: 'keys-table' });
@@ -40,7 +21,7 @@ export function mountAdmin(root: HTMLElement, _store: Store): { refresh(): void 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      const k = await api<KeyRow & { key: string }>('POST', '/api/keys', { name: name.value.trim(), role: role.value });
+      const k = await api<ApiKeyView & { key: string }>('POST', '/api/keys', { name: name.value.trim(), role: role.value });
       name.value = '';
       clear(created, h('p', {}, 'New key for ', h('b', {}, k.name), ` (${k.role}). Copy it now: it is not shown again.`),
         h('input', { id: 'key-secret', readonly: true, value: k.key, style: 'width: 100%; font-family: monospace' }));
@@ -52,7 +33,7 @@ export function mountAdmin(root: HTMLElement, _store: Store): { refresh(): void 
 
   async function refresh(): Promise<void> {
     try {
-      const [k, a] = await Promise.all([api<{ keys: KeyRow[] }>('GET', '/api/keys'), api<{ entries: AuditEntry[] }>('GET', '/api/audit')]);
+      const [k, a] = await Promise.all([api<{ keys: ApiKeyView[] }>('GET', '/api/keys'), api<{ entries: AuditEntryView[] }>('GET', '/api/audit')]);
       const names = new Map(k.keys.map((x) => [x.id, x.name]));
       clear(keys, h('table', {},
         h('thead', {}, h('tr', {}, ...['name', 'role', 'key', 'created', 'last used', ''].map((c) => h('th', {}, c)))),

@@ -2,18 +2,10 @@
 // (absolute, or by false-alarm rate) with a preview over the last stored
 // images, and silences.
 import type { Threshold } from '../../../server/domain/alert-types.js';
-import type { RuleView } from '../../../server/domain/wire.js';
+import type { RuleView, SilenceView } from '../../../server/domain/wire.js';
 import { api } from '../api.js';
 import type { Store } from '../store.js';
 import { badge, clear, dateTime, empty, h, num, toast } from '../ui.js';
-
-interface Silence {
-  id: number;
-  rule_id: number | null;
-  starts_at: number;
-  ends_at: number;
-  reason: string;
-}
 
 function describeThreshold(t: Threshold): string {
   return t.kind === 'rate' ? `${(t.rate * 100).toFixed(2).replace(/\.?0+$/, '')}% false alarms` : num(t.value, 4);
@@ -130,7 +122,7 @@ export function mountRules(root: HTMLElement, store: Store): { refresh(): void }
   }
 
   async function drawSilences(): Promise<void> {
-    const list = (await api<{ silences: Silence[] }>('GET', '/api/silences')).silences;
+    const list = (await api<{ silences: SilenceView[] }>('GET', '/api/silences')).silences;
     const ruleSelect = h('select', { id: 'silence-rule' }, h('option', { value: '' }, 'all rules'), ...store.rules.map((r) => h('option', { value: r.id }, r.name)));
     const minutes = h('input', { id: 'silence-minutes', type: 'number', min: 1, value: '60' });
     const reason = h('input', { id: 'silence-reason', placeholder: 'maintenance', maxlength: 500 });
