@@ -41,7 +41,7 @@ export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
 }
 
 /** A directory named by a client must resolve (symlinks included) inside the datasets root. */
-async function datasetDir(root: string, requested: string): Promise<string> {
+async function datasetDir(root: string, requested: string): Promise<{ dir: string; name: string }> {
   const base = await realpath(root).catch(() => {
     throw new AppError('not_found', 'no datasets directory is configured on the server (LATENTWATCH_DATASETS_DIR)');
   });
@@ -51,7 +51,7 @@ async function datasetDir(root: string, requested: string): Promise<string> {
   if (target !== base && !target.startsWith(base + path.sep)) {
     throw new AppError('bad_request', `directory ${JSON.stringify(requested)} is outside the datasets directory`);
   }
-  return target;
+  return { dir: target, name: path.relative(base, target) || '.' };
 }
 
 export function modelsRouter(ctx: Context): Router {
@@ -83,8 +83,9 @@ export function modelsRouter(ctx: Context): Router {
       const body = objectBody(req.body);
       options = trainOptionsFrom(body);
       const dir = strParam(body.directory, 'directory', { max: 500 })!;
-      dataDir = await datasetDir(ctx.config.datasetsDir, dir);
-      source = `datasets/${path.relative(await realpath(ctx.config.datasetsDir), dataDir) || '.'}`;
+      const dataset = await datasetDir(ctx.config.datasetsDir, dir);
+      dataDir = dataset.dir;
+      source = `datasets/${dataset.name}`;
     }
     const job = ctx.jobs.submit({ options, dataDir, source, createdBy: who.keyId });
     audit(ctx.db, { keyId: who.keyId, action: 'model.train', target: `job:${job.id}`, detail: { source, options }, now: ctx.clock.now() });
