@@ -95,7 +95,8 @@ export async function loadImages(
         const bytes = await readFile(files[i]);
         decoded[i] = (await decodeImage(bytes, opts, files[i])).pixels;
       } catch (err) {
-        const error = err instanceof AppError ? err : new AppError('corrupt_image', `${files[i]}: ${String(err)}`);
+        // Decoding errors are AppErrors already; anything else means the file could not be read.
+        const error = err instanceof AppError ? err : new AppError('not_found', `${files[i]}: cannot be read (${(err as Error).message})`);
         failures.push({ file: files[i], error });
       }
       done++;

@@ -1,12 +1,10 @@
 // A trained model with its calibration: scores images into calibrated
 // results, one file at a time or in batches, and evaluates AUROC.
-import { readFile } from 'node:fs/promises';
 import { auroc, assess } from '../domain/calibration.js';
 import { AppError, errorBody } from '../domain/errors.js';
 import type { Assessment, Channel, ModelMeta, RawScores } from '../domain/types.js';
 import { CHANNELS } from '../domain/types.js';
 import { loadImages, type ImageSet, type LoadFailure } from '../ml/dataset.js';
-import { decodeImage } from '../ml/images.js';
 import { loadModel } from '../ml/model-store.js';
 import { scoreImages, type ScoringModel } from '../ml/score.js';
 import type { Vae } from '../ml/vae.js';
@@ -44,29 +42,15 @@ export async function scoreFiles(
   onResult: (r: FileResult, index: number) => void,
   batchSize = 64,
 ): Promise<void> {
-  const { size, channels } = d.meta.input;
-  const p = size * size * channels;
+  const opts = { size: d.meta.input.size, channels: d.meta.input.channels };
   for (let start = 0; start < files.length; start += batchSize) {
     const chunk = files.slice(start, start + batchSize);
-    const decoded = await Promise.all(
-      chunk.map(async (file) => {
-        try {
-          return (await decodeImage(await readFile(file), { size, channels }, file)).pixels;
-        } catch (err) {
-          if (err instanceof AppError) return err;
-          return new AppError('not_found', `${file}: ${(err as Error).message}`);
-        }
-      }),
-    );
-    const ok = decoded.filter((x): x is Float32Array => x instanceof Float32Array);
-    const data = new Float32Array(ok.length * p);
-    ok.forEach((px, i) => data.set(px, i * p));
-    const scored = scoreSet(d, { data, count: ok.length, size, channels }, batchSize);
-    let k = 0;
-    decoded.forEach((x, i) => {
-      const file = chunk[i];
-      onResult(x instanceof Float32Array ? { file, ...scored[k++] } : { file, error: errorBody(x) }, start + i);
-    });
+    const loaded = await loadImages(chunk, opts);
+    const scored = scoreSet(d, loaded.set, batchSize);
+    const results = new Map<string, FileResult>();
+    loaded.files.forEach((file, k) => results.set(file, { file, ...scored[k] }));
+    for (const f of loaded.failures) results.set(f.file, { file: f.file, error: errorBody(f.error) });
+    chunk.forEach((file, i) => onResult(results.get(file)!, start + i));
   }
 }
 
