@@ -18,6 +18,21 @@ export interface Config {
   maxUploadBytes: number;
   /** Per request. */
   maxUploadFiles: number;
+  /** Total bytes of one multipart request (all files together). */
+  maxRequestBytes: number;
+  /** Files in one training upload. */
+  maxTrainFiles: number;
+  /** Total bytes of one training upload (streamed to disk, never held in memory). */
+  maxTrainBytes: number;
+  /**
+   * Express "trust proxy": false, true, a hop count, or a list of addresses.
+   * Set it behind a TLS-terminating proxy so the session cookie gets `Secure`.
+   */
+  trustProxy: boolean | number | string;
+  /** Origins besides the server's own that may use a session cookie (CSRF check). */
+  allowedOrigins: string[];
+  /** Let webhooks reach loopback, private and link-local addresses (off: SSRF guard). */
+  webhookAllowPrivate: boolean;
 }
 
 interface RawEnv {
@@ -31,6 +46,12 @@ interface RawEnv {
   retentionDays?: string;
   maxUploadMb?: string;
   maxUploadFiles?: string;
+  maxRequestMb?: string;
+  maxTrainFiles?: string;
+  maxTrainMb?: string;
+  trustProxy?: string;
+  allowedOrigins?: string;
+  webhookAllowPrivate?: string;
 }
 
 export function readEnv(env: Record<string, string | undefined>): RawEnv {
@@ -45,6 +66,12 @@ export function readEnv(env: Record<string, string | undefined>): RawEnv {
     retentionDays: env.LATENTWATCH_RETENTION_DAYS,
     maxUploadMb: env.LATENTWATCH_MAX_UPLOAD_MB,
     maxUploadFiles: env.LATENTWATCH_MAX_UPLOAD_FILES,
+    maxRequestMb: env.LATENTWATCH_MAX_REQUEST_MB,
+    maxTrainFiles: env.LATENTWATCH_MAX_TRAIN_FILES,
+    maxTrainMb: env.LATENTWATCH_MAX_TRAIN_MB,
+    trustProxy: env.LATENTWATCH_TRUST_PROXY,
+    allowedOrigins: env.LATENTWATCH_ALLOWED_ORIGINS,
+    webhookAllowPrivate: env.LATENTWATCH_WEBHOOK_ALLOW_PRIVATE,
   };
 }
 
@@ -60,6 +87,39 @@ function positive(raw: string | undefined, name: string, fallback: number, integ
   return v;
 }
 
+function flag(raw: string | undefined, name: string, fallback: boolean): boolean {
+  const v = nonEmpty(raw)?.toLowerCase();
+  if (v === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new AppError('invalid_option', `${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function trustProxyFrom(raw: string | undefined): boolean | number | string {
+  const v = nonEmpty(raw);
+  if (v === undefined || v === 'false' || v === '0') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v; // addresses or subnets, as express understands them ("loopback", "10.0.0.0/8, 127.0.0.1")
+}
+
+function originsFrom(raw: string | undefined): string[] {
+  const list = (nonEmpty(raw) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return list.map((o) => {
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new AppError('invalid_option', `LATENTWATCH_ALLOWED_ORIGINS: ${JSON.stringify(o)} is not an origin like https://monitor.example.com`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AppError('invalid_option', `LATENTWATCH_ALLOWED_ORIGINS: ${JSON.stringify(o)} must be http(s)`);
+    return url.origin;
+  });
+}
+
+/** Shorter keys are guessable; generated keys are 46 characters. */
+export const MIN_ADMIN_KEY_LENGTH = 24;
+
 export function buildConfig(raw: RawEnv): Config {
   const port = Number(nonEmpty(raw.port) ?? '8080');
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -70,17 +130,28 @@ export function buildConfig(raw: RawEnv): Config {
     throw new AppError('invalid_option', `LATENTWATCH_BACKEND must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
   }
   const dataDir = nonEmpty(raw.dataDir) ?? './data';
+  const adminKey = nonEmpty(raw.adminKey);
+  if (adminKey !== undefined && (adminKey.length < MIN_ADMIN_KEY_LENGTH || /\s/.test(adminKey))) {
+    throw new AppError('invalid_option', `LATENTWATCH_ADMIN_KEY must be at least ${MIN_ADMIN_KEY_LENGTH} characters without spaces (got ${adminKey.length}); leave it unset to have one generated`);
+  }
+  const mb = (v: number) => Math.round(v * 1024 * 1024);
   return {
     port,
     host: nonEmpty(raw.host) ?? '0.0.0.0',
     dataDir,
     modelsDir: nonEmpty(raw.modelsDir) ?? './models',
-    adminKey: nonEmpty(raw.adminKey),
+    adminKey,
     backend: backend as BackendName | undefined,
     datasetsDir: nonEmpty(raw.datasetsDir) ?? './datasets',
     retentionDays: positive(raw.retentionDays, 'LATENTWATCH_RETENTION_DAYS', 30),
-    maxUploadBytes: Math.round(positive(raw.maxUploadMb, 'LATENTWATCH_MAX_UPLOAD_MB', 20) * 1024 * 1024),
+    maxUploadBytes: mb(positive(raw.maxUploadMb, 'LATENTWATCH_MAX_UPLOAD_MB', 20)),
     maxUploadFiles: positive(raw.maxUploadFiles, 'LATENTWATCH_MAX_UPLOAD_FILES', 100, true),
+    maxRequestBytes: mb(positive(raw.maxRequestMb, 'LATENTWATCH_MAX_REQUEST_MB', 200)),
+    maxTrainFiles: positive(raw.maxTrainFiles, 'LATENTWATCH_MAX_TRAIN_FILES', 20_000, true),
+    maxTrainBytes: mb(positive(raw.maxTrainMb, 'LATENTWATCH_MAX_TRAIN_MB', 2048)),
+    trustProxy: trustProxyFrom(raw.trustProxy),
+    allowedOrigins: originsFrom(raw.allowedOrigins),
+    webhookAllowPrivate: flag(raw.webhookAllowPrivate, 'LATENTWATCH_WEBHOOK_ALLOW_PRIVATE', false),
   };
 }
 

@@ -18,10 +18,31 @@ export interface AppOptions {
   clientDir?: string;
 }
 
+/**
+ * Sent with every response. The dashboard loads only its own script, styles
+ * and images; nothing may frame it; browsers must not guess content types.
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
 export function createApp(ctx: Context, o: AppOptions = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Behind a TLS proxy, req.secure (and so the cookie's Secure flag) needs this.
+  app.set('trust proxy', ctx.config.trustProxy);
+  app.use((_req, res, next) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+    next();
+  });
   app.use((req, res, next) => {
     const started = performance.now();
     res.on('finish', () => ctx.log.http.debug('request', { method: req.method, path: req.path, status: res.statusCode, ms: performance.now() - started }));

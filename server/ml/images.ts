@@ -5,6 +5,12 @@
 import sharp from 'sharp';
 import { AppError } from '../domain/errors.js';
 
+/**
+ * Camera formats only. sharp can also rasterise SVG (and PDF, with some
+ * builds); an SVG is a document that can carry script, not a photograph.
+ */
+export const ACCEPTED_FORMATS: ReadonlySet<string> = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff', 'heif']);
+
 /** Decompression-bomb guard: refuse images above this many pixels (about 8k x 8k). */
 export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024;
 
@@ -40,6 +46,9 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeOptions, name =
   try {
     const input = sharp(bytes, { limitInputPixels, failOn: 'warning' });
     const meta = await input.metadata();
+    if (!ACCEPTED_FORMATS.has(meta.format ?? '')) {
+      throw new AppError('unsupported_image', `${name}: ${meta.format ?? 'this'} is not a supported image format (PNG, JPEG, WebP, GIF, TIFF or AVIF)`);
+    }
     const width = meta.autoOrient?.width ?? meta.width ?? 0;
     const height = meta.autoOrient?.height ?? meta.height ?? 0;
     if (width * height > limitInputPixels) {

@@ -8,6 +8,12 @@ import { requireRole } from '../auth.js';
 import { boolParam, idParam, intParam, strParam, timeParam } from '../params.js';
 import { parseMultipart } from '../uploads.js';
 
+/** attachment; with an ASCII fallback and the UTF-8 name (RFC 6266 / 5987). */
+export function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
 const FILES = { original: 'original_path', thumbnail: 'thumbnail_path', reconstruction: 'reconstruction_path', heatmap: 'heatmap_path' } as const;
 
 export function imagesRouter(ctx: Context): Router {
@@ -50,10 +56,15 @@ export function imagesRouter(ctx: Context): Router {
 
   r.get('/:id/:file', requireRole('viewer'), (req, res, next) => {
     const kind = req.params.file as keyof typeof FILES;
-    if (!(kind in FILES)) throw new AppError('not_found', `no such image file "${req.params.file}"; use original, thumbnail, reconstruction or heatmap`);
+    if (!Object.hasOwn(FILES, kind)) throw new AppError('not_found', `no such image file "${req.params.file}"; use original, thumbnail, reconstruction or heatmap`);
     const row = getImage(ctx.db, idParam(req.params.id, 'image id'));
     if (!row) throw new AppError('not_found', `no image ${req.params.id}`);
     res.setHeader('cache-control', 'private, max-age=31536000, immutable'); // content-addressed
+    if (kind === 'original') {
+      // An original is the uploader's bytes: never rendered as a page of this origin.
+      res.setHeader('content-disposition', contentDisposition(row.original_name));
+      res.setHeader('content-security-policy', "default-src 'none'; sandbox");
+    }
     res.sendFile(ctx.files.absolute(row[FILES[kind]]), (err) => {
       if (err && !res.headersSent) next(new AppError('not_found', `the ${kind} file of image ${row.id} is gone`));
     });
