@@ -80,7 +80,9 @@ function nonEmpty(v: string | undefined): string | undefined {
 }
 
 function positive(raw: string | undefined, name: string, fallback: number, integer = false): number {
-  const v = Number(nonEmpty(raw) ?? fallback);
+  const text = nonEmpty(raw);
+  // Plain decimals only: Number() would read "0x10" as 16.
+  const v = text === undefined ? fallback : /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
   if (!(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
     throw new AppError('invalid_option', `${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`);
   }
@@ -121,7 +123,8 @@ function originsFrom(raw: string | undefined): string[] {
 export const MIN_ADMIN_KEY_LENGTH = 24;
 
 export function buildConfig(raw: RawEnv): Config {
-  const port = Number(nonEmpty(raw.port) ?? '8080');
+  const portText = nonEmpty(raw.port) ?? '8080';
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new AppError('invalid_option', `LATENTWATCH_PORT must be a port number (0-65535), got ${JSON.stringify(raw.port)}`);
   }

@@ -61,7 +61,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const webhooks = new WebhookSender(log.webhooks, o.webhookOptions);
   const scoring = new ScoringService({ db, registry, files, bus, webhooks, log: log.ml, now });
   const jobs = new TrainingJobs({
-    db, bus, registry, modelsDir: config.modelsDir, backend: config.backend, log: log.jobs, now,
+    db, bus, registry, modelsDir: config.modelsDir, uploadsDir: path.join(config.dataDir, 'uploads'), backend: config.backend, log: log.jobs, now,
     workerFile: o.workerFile ?? path.join(DIST_DIR, 'server', 'services', 'training-worker.js'),
   });
   const retention = new Retention(db, files, config.retentionDays, log.retention, now);

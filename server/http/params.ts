@@ -8,15 +8,18 @@ export function intParam(v: unknown, name: string, o: { min?: number; max?: numb
     if (o.fallback !== undefined) return o.fallback;
     throw bad(`${name} is required`);
   }
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n)) throw bad(`${name} must be an integer, got ${JSON.stringify(v)}`);
   if (o.min !== undefined && n < o.min) throw bad(`${name} must be at least ${o.min}, got ${n}`);
   if (o.max !== undefined && n > o.max) throw bad(`${name} must be at most ${o.max}, got ${n}`);
   return n;
 }
 
+/** Plain decimal notation only: Number() would also take "0x10", "0b1", " 12 " and "". */
+export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 export function numParam(v: unknown, name: string, o: { min?: number; max?: number; exclusiveMin?: boolean } = {}): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && DECIMAL.test(v) ? Number(v) : NaN;
   if (!Number.isFinite(n)) throw bad(`${name} must be a number, got ${JSON.stringify(v)}`);
   if (o.min !== undefined && (o.exclusiveMin ? n <= o.min : n < o.min)) throw bad(`${name} must be ${o.exclusiveMin ? 'above' : 'at least'} ${o.min}, got ${n}`);
   if (o.max !== undefined && n > o.max) throw bad(`${name} must be at most ${o.max}, got ${n}`);

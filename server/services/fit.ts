@@ -7,6 +7,7 @@ import { subset, type ImageSet } from '../ml/dataset.js';
 import { mulberry32, shuffledIndices } from '../ml/random.js';
 import { scoreImages } from '../ml/score.js';
 import { trainVae, type TrainResult } from '../ml/train.js';
+import { datasetBytes, gib, MAX_DATASET_BYTES, MAX_STEP_BYTES, trainingStepBytes } from '../ml/memory.js';
 import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
 
 export const MIN_TRAINING_IMAGES = 20;
@@ -59,6 +60,19 @@ export function validateTrainOptions(o: TrainOptions): void {
   if (o.likelihood !== 'gaussian' && o.likelihood !== 'bernoulli') throw bad(`likelihood must be gaussian or bernoulli, got ${o.likelihood}`);
   if (o.decoderSigma !== null && !(o.decoderSigma > 0 && o.decoderSigma <= 10)) throw bad(`--sigma must be a number in (0, 10], got ${o.decoderSigma}`);
   if (!Number.isInteger(o.seed) || o.seed < 0) throw bad(`--seed must be a non-negative integer, got ${o.seed}`);
+  // The automatic batch is at most 64; check the largest it can pick.
+  const step = trainingStepBytes({ ...o, batchSize: o.batchSize === AUTO_BATCH ? 64 : o.batchSize });
+  if (step > MAX_STEP_BYTES) {
+    throw bad(`these options need about ${gib(step)} per training step, more than the ${gib(MAX_STEP_BYTES)} a backend can hold: lower --batch, --filters, --latent or --size`);
+  }
+}
+
+/** Refuses a training set whose decoded pixels would not fit in memory. */
+export function checkTrainingMemory(o: TrainOptions, images: number): void {
+  const bytes = datasetBytes(o, images);
+  if (bytes > MAX_DATASET_BYTES) {
+    throw new AppError('invalid_option', `${images} images at ${o.size}x${o.size}x${o.channels} need about ${gib(bytes)} of memory once decoded, more than the ${gib(MAX_DATASET_BYTES)} allowed: train on fewer images or a smaller --size`);
+  }
 }
 
 /** 10 % by default, but at least `minValidation` (capped at a quarter of the data). */

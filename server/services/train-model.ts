@@ -5,7 +5,7 @@ import { AppError } from '../domain/errors.js';
 import type { ModelMeta, TrainOptions } from '../domain/types.js';
 import { loadImages, type LoadFailure } from '../ml/dataset.js';
 import { saveModel } from '../ml/model-store.js';
-import { fitDetector, type FitHooks } from './fit.js';
+import { checkTrainingMemory, fitDetector, type FitHooks } from './fit.js';
 
 export interface TrainModelRequest extends FitHooks {
   files: readonly string[];
@@ -19,6 +19,7 @@ export interface TrainModelRequest extends FitHooks {
 export async function trainModel(req: TrainModelRequest): Promise<{ meta: ModelMeta; failures: LoadFailure[] }> {
   const { options: o } = req;
   if (req.files.length === 0) throw new AppError('not_enough_images', `${req.source}: no image files found`);
+  checkTrainingMemory(o, req.files.length);
   const loaded = await loadImages(req.files, { size: o.size, channels: o.channels }, (loaded, total) =>
     req.onProgress?.({ type: 'loading', loaded, total }),
   );

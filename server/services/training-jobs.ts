@@ -1,6 +1,7 @@
 // Training jobs: one at a time in a worker thread, the rest queued. Progress
 // is stored on the job and broadcast; a worker that crashes fails its job and
 // leaves the server up.
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { finishJob, getJob, insertJob, jobsWithStatus, markJobRunning, setJobProgress, type JobRow } from '../db/jobs.js';
@@ -19,6 +20,8 @@ export interface TrainingJobsDeps {
   bus: EventBus;
   registry: ModelRegistry;
   modelsDir: string;
+  /** Where uploaded training sets are streamed; each is deleted when its job ends. */
+  uploadsDir: string;
   workerFile: string;
   backend?: BackendName;
   log: Logger;
@@ -46,9 +49,31 @@ export class TrainingJobs {
     }
   }
 
-  /** Starts queued jobs left from a previous run. */
+  get uploadsDir(): string {
+    return this.d.uploadsDir;
+  }
+
+  /** Starts queued jobs left from a previous run, after removing uploads no queued job needs. */
   start(): void {
-    this.next();
+    void this.removeStaleUploads().finally(() => this.next());
+  }
+
+  private isUpload(dir: string): boolean {
+    return path.dirname(path.resolve(dir)) === path.resolve(this.d.uploadsDir) && path.basename(dir).startsWith('train-');
+  }
+
+  private async removeUpload(dir: string): Promise<void> {
+    if (!this.isUpload(dir)) return; // a server-side dataset is never ours to delete
+    await rm(dir, { recursive: true, force: true }).catch((err) => this.d.log.warn('could not remove a training upload', { dir: path.basename(dir), error: (err as Error).message }));
+  }
+
+  private async removeStaleUploads(): Promise<void> {
+    const needed = new Set(jobsWithStatus(this.d.db, ['queued', 'running']).map((j) => path.resolve(j.data_dir)));
+    const entries = await readdir(this.d.uploadsDir).catch(() => [] as string[]);
+    for (const name of entries) {
+      const dir = path.join(this.d.uploadsDir, name);
+      if (name.startsWith('train-') && !needed.has(path.resolve(dir))) await this.removeUpload(dir);
+    }
   }
 
   submit(o: { options: TrainOptions; dataDir: string; source: string; createdBy: number | null }): JobRow {
@@ -68,6 +93,7 @@ export class TrainingJobs {
     const job = this.get(id);
     if (job.status === 'queued') {
       finishJob(this.d.db, id, { status: 'cancelled', now: this.d.now() });
+      void this.removeUpload(job.data_dir);
       this.d.bus.publish('training.finished', jobView(this.get(id)));
     } else if (job.status === 'running' && this.running?.id === id) {
       this.running.cancelled = true;
@@ -136,6 +162,8 @@ export class TrainingJobs {
     const { db, log } = this.d;
     const cancelled = this.running?.cancelled ?? false;
     this.running = null;
+    // The worker has exited: its uploaded images are not needed any more.
+    await this.removeUpload(this.get(id).data_dir);
     try {
       if (m.type === 'done') {
         await this.d.registry.register(m.dir);

@@ -69,8 +69,11 @@ describe('POST /api/models/train', () => {
     const res = await s.request('POST', '/api/models/train', { body: m.body, headers: m.headers });
     expect(res.status).toBe(202);
     expect(res.json.source).toBe('upload of 40 images');
+    // Streamed to disk, not held in memory, and deleted once the job has ended.
+    const uploads = path.join(s.config.dataDir, 'uploads');
     const job = await waitForJob(s, res.json.id);
     expect(job.status).toBe('succeeded');
+    expect((await readdir(uploads)).filter((n) => n.startsWith('train-'))).toEqual([]);
   });
 
   it('queues a second job behind the first and can cancel either', async () => {

@@ -20,7 +20,7 @@ export function imagesRouter(ctx: Context): Router {
   const r = Router();
 
   r.post('/', requireRole('operator'), async (req, res) => {
-    const { files, fields } = await parseMultipart(req, { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: ctx.config.maxUploadFiles });
+    const { files, fields } = await parseMultipart(req, { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: ctx.config.maxUploadFiles, maxTotalBytes: ctx.config.maxRequestBytes });
     if (files.length === 0) throw new AppError('bad_request', 'no images: send one or more files in the multipart field "images"');
     const source = strParam(fields.source, 'source', { max: 100, optional: true }) ?? 'default';
     const results = await ctx.scoring.scoreUploads(files, source);

@@ -1,5 +1,5 @@
 // /api/models and /api/jobs: registry, activation, training jobs.
-import { mkdir, realpath, writeFile } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
@@ -9,11 +9,11 @@ import { listJobs } from '../../db/jobs.js';
 import { AppError } from '../../domain/errors.js';
 import type { TrainOptions } from '../../domain/types.js';
 import { IMAGE_EXTENSIONS } from '../../ml/dataset.js';
-import { DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../../services/fit.js';
+import { checkTrainingMemory, DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../../services/fit.js';
 import { jobView } from '../../services/training-jobs.js';
 import { principalOf, requireRole } from '../auth.js';
 import { idParam, intParam, numParam, objectBody, strParam } from '../params.js';
-import { parseMultipart } from '../uploads.js';
+import { parseMultipartToDir } from '../uploads.js';
 
 /** Hyper-parameters from a JSON body or multipart fields, validated like the CLI's flags. */
 export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
@@ -67,16 +67,22 @@ export function modelsRouter(ctx: Context): Router {
     let dataDir: string;
     let source: string;
     if (/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
-      const { files, fields } = await parseMultipart(req, { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: 10_000 });
-      options = trainOptionsFrom(fields);
-      if (files.length === 0) throw new AppError('bad_request', 'no images: upload the normal images in the multipart field "images"');
-      dataDir = path.join(ctx.config.dataDir, 'uploads', `train-${Date.now()}-${randomBytes(4).toString('hex')}`);
-      await mkdir(dataDir, { recursive: true });
-      let i = 0;
-      for (const f of files) {
-        // Never trust an upload's name for a path: keep only a safe extension.
-        const ext = path.extname(f.name).toLowerCase();
-        await writeFile(path.join(dataDir, `${String(i++).padStart(5, '0')}${IMAGE_EXTENSIONS.has(ext) ? ext : '.img'}`), f.bytes);
+      // Streamed to disk: a training set can be thousands of large files.
+      dataDir = path.join(ctx.jobs.uploadsDir, `train-${Date.now()}-${randomBytes(4).toString('hex')}`);
+      const limits = { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: ctx.config.maxTrainFiles, maxTotalBytes: ctx.config.maxTrainBytes };
+      // Never trust an upload's name for a path: keep only a known extension.
+      const safeExtension = (name: string) => {
+        const ext = path.extname(name).toLowerCase();
+        return IMAGE_EXTENSIONS.has(ext) ? ext : '.img';
+      };
+      const { files, fields } = await parseMultipartToDir(req, limits, dataDir, safeExtension);
+      try {
+        options = trainOptionsFrom(fields);
+        if (files.length === 0) throw new AppError('bad_request', 'no images: upload the normal images in the multipart field "images"');
+        checkTrainingMemory(options, files.length);
+      } catch (err) {
+        await rm(dataDir, { recursive: true, force: true });
+        throw err;
       }
       source = `upload of ${files.length} images`;
     } else {
