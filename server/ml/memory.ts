@@ -23,9 +23,13 @@ export function vaeParameters(o: MemoryShape): number {
   let cin = o.channels;
   for (let i = 0; i < levels; i++) {
     const f = filtersAt(i, o.baseFilters);
-    n += 2 * (16 * cin * f + f); // encoder conv and its mirror in the decoder
+    n += 2 * 16 * cin * f; // encoder kernel and its mirror in the decoder
     cin = f;
   }
+  // Biases: each encoder level's filters; the decoder's levels below the top, then the output channels.
+  for (let i = 0; i < levels; i++) n += filtersAt(i, o.baseFilters);
+  for (let i = 0; i < levels - 1; i++) n += filtersAt(i, o.baseFilters);
+  n += o.channels;
   const flat = top * top * filtersAt(levels - 1, o.baseFilters);
   n += 2 * (flat * o.latent + o.latent); // mu, log sigma²
   n += o.latent * flat + flat; // decoder dense
