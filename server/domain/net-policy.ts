@@ -48,7 +48,7 @@ const RANGES: [string, number, 'ipv4' | 'ipv6', string][] = [
 const LISTS = RANGES.map(([net, prefix, type, reason]) => {
   const list = new BlockList();
   list.addSubnet(net, prefix, type);
-  return { list, reason };
+  return { list, type, reason };
 });
 
 /** Why a literal IP address is not a public unicast address; null when it is (or is not an IP at all). */
@@ -57,7 +57,9 @@ export function forbiddenAddressReason(address: string): string | null {
   const family = isIP(ip);
   if (family === 0) return null;
   const type = family === 4 ? 'ipv4' : 'ipv6';
-  for (const { list, reason } of LISTS) if (list.check(ip, type)) return reason;
+  // Same family only: BlockList matches IPv4 addresses against IPv4-mapped
+  // IPv6 ranges too, which would make ::ffff:0:0/96 swallow every IPv4 address.
+  for (const l of LISTS) if (l.type === type && l.list.check(ip, type)) return l.reason;
   return null;
 }
 
