@@ -2,11 +2,15 @@
 // targets are refused when a rule is saved and again at delivery, redirects
 // are not followed, and URLs are logged without credentials or query strings.
 // Real listeners, loopback only.
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoggers, silentLoggers } from '../../server/logger.js';
 import { WebhookSender } from '../../server/services/webhooks.js';
+import { insertRule } from '../../server/db/alerts.js';
+import { INITIAL_RULE_STATE } from '../../server/domain/alert-types.js';
+import { multipart, testServer, type TestServer } from '../server-helpers.js';
 
 interface Listener {
   server: http.Server;
@@ -98,5 +102,108 @@ describe('webhook delivery refuses private targets', () => {
     expect(text).not.toMatch(/hunter2|alice|s3cret|frag/);
     expect(records.find((r) => r.msg === 'webhook delivery failed')).toMatchObject({ url: 'http://127.0.0.1:1/hook' });
     sender.close();
+  });
+});
+
+describe('webhook URLs on rules', () => {
+  let s: TestServer;
+  let open: TestServer;
+  beforeAll(async () => {
+    s = await testServer({ model: false });
+    open = await testServer({ model: false, env: { webhookAllowPrivate: 'true' } });
+  }, 120_000);
+  afterAll(async () => {
+    await s.close();
+    await open.close();
+  });
+  const rule = (webhookUrl: string) => ({ name: 'hook', channel: 'kl', threshold: { kind: 'absolute', value: 1 }, webhookUrl });
+
+  it('refuses private, loopback, link-local and similar targets in any notation with a clear 400', async () => {
+    const refused = [
+      'http://127.0.0.1/hook', 'http://0x7f000001/', 'http://2130706433/', 'http://0177.0.0.1/', 'http://127.1:8080/',
+      'http://localhost:8080/api/keys', 'http://LOCALHOST./', 'http://a.localhost/',
+      'http://0.0.0.0/', 'http://10.1.2.3/', 'http://172.16.0.1/', 'http://192.168.1.1/', 'http://100.64.0.1/',
+      'http://169.254.169.254/latest/meta-data/', 'http://224.0.0.1/', 'http://255.255.255.255/',
+      'http://[::1]/', 'http://[::]/', 'http://[::ffff:127.0.0.1]/', 'http://[::ffff:7f00:1]/', 'http://[fe80::1]/',
+      'http://[fd00::1]/', 'http://[ff02::1]/', 'http://[64:ff9b::7f00:1]/', 'http://[2002:7f00:1::]/',
+    ];
+    for (const url of refused) {
+      const res = await s.request('POST', '/api/rules', { json: rule(url) });
+      expect(res.status, url).toBe(400);
+      expect(res.json.error.message, url).toMatch(/must point at a public address: .* is .*LATENTWATCH_WEBHOOK_ALLOW_PRIVATE/);
+    }
+    const ok = await s.request('POST', '/api/rules', { json: rule('https://hooks.example.com/alerts?token=abc') });
+    expect(ok.status).toBe(201);
+    const put = await s.request('PUT', `/api/rules/${ok.json.id}`, { json: { webhookUrl: 'http://[::1]:3000/' } });
+    expect(put.status).toBe(400);
+    expect((await s.request('GET', `/api/rules/${ok.json.id}`)).json.webhookUrl).toBe('https://hooks.example.com/alerts?token=abc');
+  });
+
+  it('accepts private targets when the server allows them', async () => {
+    const res = await open.request('POST', '/api/rules', { json: rule('http://127.0.0.1:9999/hook') });
+    expect(res.status).toBe(201);
+  });
+
+  it('refuses URLs with credentials, even when private targets are allowed', async () => {
+    for (const server of [s, open]) {
+      const res = await server.request('POST', '/api/rules', { json: rule('https://user:pass@hooks.example.com/x') });
+      expect(res.status).toBe(400);
+      expect(res.json.error.message).toMatch(/must not contain credentials.*token in the URL path or query/);
+    }
+  });
+});
+
+describe('alert webhooks through the server', () => {
+  let receiver: Listener;
+  beforeAll(async () => {
+    receiver = await listen((res) => res.writeHead(204).end());
+  });
+  afterAll(() => stop(receiver));
+
+  async function fire(server: TestServer, source: string) {
+    const m = multipart([{ name: 'images', filename: 'bad.png', content: await readFile('fixtures/anomalous/wrong_part_01.png') }, { name: 'source', content: source }]);
+    const res = await server.request('POST', '/api/images', { body: m.body, headers: m.headers });
+    expect(res.status).toBe(201);
+    return res.json.results[0];
+  }
+  async function waitFor(n: number) {
+    for (let i = 0; i < 200 && receiver.hits.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  }
+  const rule = (url: string) => ({ name: 'hooked', channel: 'recon', source: 'cam-h', threshold: { kind: 'absolute', value: 0 }, webhookUrl: url });
+
+  it('refuses at delivery a loopback URL stored before the policy existed (default config)', async () => {
+    const s = await testServer();
+    try {
+      const url = `http://127.0.0.1:${receiver.port}/old`;
+      insertRule(s.ctx.db, {
+        name: 'old', channel: 'recon', source: 'cam-h', threshold: { kind: 'absolute', value: 0 }, pendingK: 1, pendingN: 1,
+        recovery: null, clearAfter: 1, renotifySeconds: null, enabled: true, webhookUrl: url,
+      }, INITIAL_RULE_STATE, Date.now());
+      receiver.hits.length = 0;
+      expect((await fire(s, 'cam-h')).alerts[0]).toMatchObject({ transition: { to: 'firing' }, notified: true });
+      for (let i = 0; i < 200 && s.ctx.webhooks.depth > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(receiver.hits).toEqual([]);
+      expect(s.ctx.webhooks.stats).toMatchObject({ delivered: 0, failed: 1 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('tells the receiver that a firing alert resolved when its rule is deleted (private targets allowed)', async () => {
+    const s = await testServer({ env: { webhookAllowPrivate: 'true' } });
+    try {
+      receiver.hits.length = 0;
+      const created = await s.request('POST', '/api/rules', { key: s.keys.operator, json: rule(`http://127.0.0.1:${receiver.port}/hook`) });
+      expect(created.status).toBe(201);
+      await fire(s, 'cam-h');
+      await waitFor(1);
+      expect((await s.request('DELETE', `/api/rules/${created.json.id}`, { key: s.keys.operator })).status).toBe(204);
+      await waitFor(2);
+      const bodies = receiver.hits.map((h) => JSON.parse(h.body));
+      expect(bodies.map((b) => `${b.transition.from}->${b.transition.to}`)).toEqual(['normal->firing', 'firing->resolved']);
+      expect(bodies[1]).toMatchObject({ alert: { state: 'resolved' }, rule: { id: created.json.id }, notified: true, message: 'rule deleted: resolved' });
+    } finally {
+      await s.close();
+    }
   });
 });
