@@ -58,7 +58,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const files = new FileStore(config.dataDir);
   const registry = new ModelRegistry(db, config.modelsDir, bus, log.ml, now);
   await registry.syncFromDisk();
-  const webhooks = new WebhookSender(log.webhooks, o.webhookOptions);
+  const webhooks = new WebhookSender(log.webhooks, { ...o.webhookOptions, allowPrivate: config.webhookAllowPrivate });
   const scoring = new ScoringService({ db, registry, files, bus, webhooks, log: log.ml, now });
   const jobs = new TrainingJobs({
     db, bus, registry, modelsDir: config.modelsDir, uploadsDir: path.join(config.dataDir, 'uploads'), backend: config.backend, log: log.jobs, now,

@@ -117,7 +117,13 @@ export function updateAlertState(db: Db, id: number, a: { state: AlertStateName;
   db.prepare('UPDATE alerts SET state = ?, last_image_id = ?, value = ?, updated_at = ? WHERE id = ?').run(a.state, a.imageId, a.value, a.now, id);
 }
 
-export function insertTransition(db: Db, t: { alertId: number; from: AlertStateName; to: AlertStateName; imageId: number; value: number; notified: boolean; now: number }): void {
+/** Closes an episode without an image: its rule was reset or deleted. */
+export function closeAlert(db: Db, id: number, state: AlertStateName, now: number): void {
+  db.prepare('UPDATE alerts SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id);
+}
+
+/** imageId and value are null for a change no image caused (a rule reset or deleted). */
+export function insertTransition(db: Db, t: { alertId: number; from: AlertStateName; to: AlertStateName; imageId: number | null; value: number | null; notified: boolean; now: number }): void {
   db.prepare('INSERT INTO alert_transitions (alert_id, from_state, to_state, at, image_id, value, notified) VALUES (?, ?, ?, ?, ?, ?, ?)')
     .run(t.alertId, t.from, t.to, t.now, t.imageId, t.value, t.notified ? 1 : 0);
 }

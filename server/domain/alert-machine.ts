@@ -17,7 +17,7 @@
 //   the silence lifts, the first image at least renotifySeconds after the
 //   anchor re-notifies (renotify=true). Due re-notifications suppressed by a
 //   silence do not move the anchor.
-import type { AlertRule, AlertStateName, Observation, RuleChannel, RuleState, Step, Threshold } from './alert-types.js';
+import { INITIAL_RULE_STATE, type AlertRule, type AlertStateName, type Observation, type RuleChannel, type RuleState, type Step, type Threshold } from './alert-types.js';
 
 export type CalibrationThreshold = (channel: RuleChannel, rate: number) => number;
 
@@ -84,6 +84,19 @@ export function step(rule: AlertRule, state: RuleState, obs: Observation, now: n
   };
 }
 
+/**
+ * Forget everything: the rule now watches something else, was disabled, or
+ * was deleted. Its open episode (`open`, the open alert's state, or null) is
+ * closed so that it cannot stay firing with nothing left to resolve it: firing
+ * resolves, pending goes back to normal. Like any state change it notifies,
+ * unless silenced.
+ */
+export function reset(open: AlertStateName | null, silenced: boolean): Step {
+  const to: AlertStateName | null = open === 'firing' ? 'resolved' : open === 'pending' ? 'normal' : null;
+  const transition = open !== null && to !== null ? { from: open, to } : null;
+  return { next: INITIAL_RULE_STATE, transition, notify: transition !== null && !silenced, renotify: false };
+}
+
 function showThreshold(t: Threshold): string {
   return t.kind === 'absolute' ? String(Number(t.value.toPrecision(3))) : `its ${Number((t.rate * 100).toPrecision(3))}% false-alarm level`;
 }
@@ -109,4 +122,12 @@ export function describeTransition(rule: AlertRule, from: AlertStateName, to: Al
         ? `no ${channel} ${bad} ${threshold} in the last ${rule.pendingN} images: normal`
         : `${channel}: normal`;
   }
+}
+
+export type ResetReason = 'deleted' | 'disabled' | 'retargeted';
+
+/** A short sentence for an episode closed by reset(), e.g. "rule deleted: resolved". */
+export function describeReset(reason: ResetReason, to: AlertStateName): string {
+  const why = reason === 'retargeted' ? 'rule changed what it watches' : `rule ${reason}`;
+  return `${why}: ${to}`;
 }

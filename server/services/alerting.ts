@@ -3,11 +3,11 @@
 // together. Events are recorded there too; broadcasting and webhooks wait
 // until after the commit.
 import { thresholdAt } from '../domain/calibration.js';
-import { observe, step, describeTransition } from '../domain/alert-machine.js';
-import type { RuleChannel } from '../domain/alert-types.js';
+import { describeReset, describeTransition, observe, reset, step, type ResetReason } from '../domain/alert-machine.js';
+import type { AlertRule, RuleChannel } from '../domain/alert-types.js';
 import type { Calibration } from '../domain/types.js';
-import type { AlertView } from '../domain/wire.js';
-import { getAlert, insertAlert, insertTransition, isSilenced, listRules, openAlert, saveRuleState, updateAlertState, type AlertRow } from '../db/alerts.js';
+import type { AlertChangedPayload, AlertView } from '../domain/wire.js';
+import { closeAlert, getAlert, insertAlert, insertTransition, isSilenced, listRules, openAlert, saveRuleState, updateAlertState, type AlertRow } from '../db/alerts.js';
 import type { ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
 import type { BusEvent, EventBus } from './event-bus.js';
@@ -60,12 +60,41 @@ export function evaluateRules(db: Db, bus: EventBus, image: ImageRow, cal: Calib
     const message = s.transition
       ? describeTransition(rule, s.transition.from, s.transition.to)
       : `${rule.name}: still firing`;
-    const payload = {
-      alert: alertView(alert), rule: { id: rule.id, name: rule.name, channel: rule.channel, source: rule.source },
+    const payload: AlertChangedPayload = {
+      alert: alertView(alert), rule: ruleRef(rule),
       transition: s.transition, renotify: s.renotify, notified: s.notify, imageId: image.id, value, message,
     };
-    const event = bus.record('alert.changed', payload);
-    changes.push({ event, webhook: s.notify && rule.webhookUrl ? { url: rule.webhookUrl, body: { eventId: event.id, ...payload } } : null });
+    changes.push(recordChange(bus, rule, payload, s.notify));
   }
   return changes;
+}
+
+function ruleRef(rule: AlertRule): AlertChangedPayload['rule'] {
+  return { id: rule.id, name: rule.name, channel: rule.channel, source: rule.source };
+}
+
+/** Records the event (call inside the transaction) and says what to send once it commits. */
+function recordChange(bus: EventBus, rule: AlertRule, payload: AlertChangedPayload, notify: boolean): AlertChange {
+  const event = bus.record('alert.changed', payload);
+  return { event, webhook: notify && rule.webhookUrl ? { url: rule.webhookUrl, body: { eventId: event.id, ...payload } } : null };
+}
+
+/**
+ * Closes the rule's open alert because the rule was reset or deleted: without
+ * this the episode would stay firing with no image ever able to resolve it.
+ * Writes the alert, its transition and the event; call inside the transaction
+ * that changes the rule, and deliver the change after commit. `rule` is the
+ * rule as it was, so the webhook goes to the receiver that saw it fire.
+ */
+export function closeOpenAlert(db: Db, bus: EventBus, rule: AlertRule, reason: ResetReason, now: number): AlertChange | null {
+  const open = openAlert(db, rule.id);
+  const s = reset(open?.state ?? null, isSilenced(db, rule.id, now));
+  if (!open || !s.transition) return null;
+  closeAlert(db, open.id, s.transition.to, now);
+  insertTransition(db, { alertId: open.id, from: s.transition.from, to: s.transition.to, imageId: null, value: null, notified: s.notify, now });
+  const payload: AlertChangedPayload = {
+    alert: alertView(getAlert(db, open.id)!), rule: ruleRef(rule),
+    transition: s.transition, renotify: false, notified: s.notify, message: describeReset(reason, s.transition.to),
+  };
+  return recordChange(bus, rule, payload, s.notify);
 }

@@ -1,5 +1,16 @@
 // Outbound alert webhooks: a bounded queue drained in the background with
 // retries and exponential backoff. Scoring only enqueues; it never waits.
+//
+// Delivery goes through node:http(s) rather than fetch so that the address
+// policy (domain/net-policy.ts) applies to the addresses DNS returns at
+// connect time, not just to the URL saved with the rule: a public name can be
+// made to resolve to 127.0.0.1 later (DNS rebinding). Redirects are never
+// followed, for the same reason: a 3xx is a failed delivery.
+import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { forbiddenAddressReason, redactUrl, webhookUrlProblem } from '../domain/net-policy.js';
 import type { Logger } from '../logger.js';
 
 interface Delivery {
@@ -15,14 +26,48 @@ export interface WebhookOptions {
   maxQueue?: number;
 }
 
+export interface WebhookSenderOptions extends WebhookOptions {
+  /** Allow loopback, private and other non-public targets (config.webhookAllowPrivate). */
+  allowPrivate?: boolean;
+}
+
+const DEFAULTS: Required<WebhookSenderOptions> = { maxAttempts: 5, baseDelayMs: 1000, timeoutMs: 5000, maxQueue: 1000, allowPrivate: false };
+
+/** A delivery that retrying cannot fix. */
+class FinalError extends Error {}
+
+/** dns.lookup, refusing to hand a forbidden address to the socket. */
+function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const bad = allowPrivate ? undefined : addresses.find((a) => forbiddenAddressReason(a.address) !== null);
+      if (bad) {
+        return callback(new FinalError(`${hostname} resolves to ${bad.address}, a ${forbiddenAddressReason(bad.address)} address: refused`), '', 0);
+      }
+      if (addresses.length === 0) return callback(new Error(`${hostname} has no addresses`), '', 0);
+      if (options.all) (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+      else callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
+}
+
 export class WebhookSender {
   private readonly queue: Delivery[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private active = 0;
   private closed = false;
   readonly stats = { delivered: 0, failed: 0, dropped: 0 };
+  private readonly o: Required<WebhookSenderOptions>;
+  private readonly lookup: LookupFunction;
+  // Our own agents: a pooled socket connected under one policy must never serve a sender with another.
+  private readonly agents: { http: http.Agent; https: https.Agent };
 
-  constructor(private readonly log: Logger, private readonly o: Required<WebhookOptions> = { maxAttempts: 5, baseDelayMs: 1000, timeoutMs: 5000, maxQueue: 1000 }) {}
+  constructor(private readonly log: Logger, options: WebhookSenderOptions = {}) {
+    this.o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.lookup = guardedLookup(this.o.allowPrivate);
+    this.agents = { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) };
+  }
 
   enqueue(url: string, body: unknown): void {
     if (this.closed) return;
@@ -51,27 +96,50 @@ export class WebhookSender {
     }
   }
 
+  /** One POST; resolves with the status, rejects on network errors and refused targets. */
+  private post(d: Delivery): Promise<number> {
+    // Rules are checked when saved; this catches URLs saved before that check,
+    // and literal IPs, which node connects to without calling `lookup`.
+    const problem = webhookUrlProblem(d.url, this.o.allowPrivate);
+    if (problem !== null) return Promise.reject(new FinalError(problem));
+    const url = new URL(d.url);
+    const body = Buffer.from(JSON.stringify(d.body));
+    const client = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = client.request(url, {
+        method: 'POST',
+        agent: url.protocol === 'https:' ? this.agents.https : this.agents.http,
+        lookup: this.lookup,
+        headers: { 'content-type': 'application/json', 'content-length': body.length, 'user-agent': 'latentwatch' },
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      }, (res) => {
+        res.resume(); // the answer's body is not used; drain it so the socket closes
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   private async send(d: Delivery): Promise<void> {
     d.attempt++;
     try {
-      const res = await fetch(d.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'latentwatch' },
-        body: JSON.stringify(d.body),
-        signal: AbortSignal.timeout(this.o.timeoutMs),
-      });
-      if (res.ok) {
+      const status = await this.post(d);
+      if (status >= 200 && status < 300) {
         this.stats.delivered++;
         return;
       }
+      // Redirects are not followed (they could lead anywhere, body and all).
+      if (status >= 300 && status < 400) throw new FinalError(`HTTP ${status}: redirects are not followed`);
       // 4xx other than 408/429 will not get better by retrying.
-      if (res.status < 500 && res.status !== 408 && res.status !== 429) throw Object.assign(new Error(`HTTP ${res.status}`), { final: true });
-      throw new Error(`HTTP ${res.status}`);
+      if (status < 500 && status !== 408 && status !== 429) throw new FinalError(`HTTP ${status}`);
+      throw new Error(`HTTP ${status}`);
     } catch (err) {
-      const final = (err as { final?: boolean }).final === true || d.attempt >= this.o.maxAttempts;
+      const final = err instanceof FinalError || d.attempt >= this.o.maxAttempts;
       if (final || this.closed) {
         this.stats.failed++;
-        this.log.warn('webhook delivery failed', { url: d.url, attempts: d.attempt, error: (err as Error).message });
+        this.log.warn('webhook delivery failed', { url: redactUrl(d.url), attempts: d.attempt, error: (err as Error).message });
         return;
       }
       const delay = this.o.baseDelayMs * 2 ** (d.attempt - 1);
@@ -91,5 +159,7 @@ export class WebhookSender {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queue.length = 0;
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 }

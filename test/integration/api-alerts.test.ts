@@ -128,6 +128,76 @@ describe('alert rules', () => {
   });
 });
 
+describe('rule changes close the open alert', () => {
+  const mid = () => (normalRecon + anomalousRecon) / 2;
+  async function createRule(json: Record<string, unknown>) {
+    const res = await s.request('POST', '/api/rules', { key: s.keys.operator, json: { name: 'closer', channel: 'recon', threshold: { kind: 'absolute', value: mid() }, ...json } });
+    expect(res.status).toBe(201);
+    return res.json.id as number;
+  }
+  /** The alert this upload changed for `ruleId`, if any. */
+  async function alertFor(ruleId: number, file: string, source: string) {
+    return (await upload(file, source)).alerts.find((a: any) => a.rule.id === ruleId);
+  }
+  const alertState = async (id: number) => (await s.request('GET', `/api/alerts/${id}`)).json;
+  const firingIds = async () => (await s.request('GET', '/api/alerts?state=firing')).json.alerts.map((a: any) => a.id);
+
+  it('deleting a firing rule resolves its alert, with a transition row and a broadcast event', async () => {
+    const ruleId = await createRule({ source: 'cam-del' });
+    const hit = await alertFor(ruleId, BAD, 'cam-del');
+    expect(hit).toMatchObject({ transition: { from: 'normal', to: 'firing' } });
+    const alertId = hit.alert.id;
+    const seen: any[] = [];
+    const off = s.ctx.bus.subscribe((e) => seen.push(e));
+    try {
+      expect((await s.request('DELETE', `/api/rules/${ruleId}`, { key: s.keys.operator })).status).toBe(204);
+    } finally {
+      off();
+    }
+    const after = await alertState(alertId);
+    expect(after.state).toBe('resolved');
+    expect(after.transitions.map((t: any) => `${t.from_state}->${t.to_state}`)).toEqual(['normal->firing', 'firing->resolved']);
+    expect(await firingIds()).not.toContain(alertId);
+    const event = seen.find((e) => e.type === 'alert.changed' && e.payload.alert.id === alertId);
+    expect(event?.payload).toMatchObject({ alert: { state: 'resolved' }, transition: { from: 'firing', to: 'resolved' }, rule: { id: ruleId } });
+    expect(event.payload.message).toMatch(/deleted/);
+    // Recorded too, so a dashboard that reconnects replays it.
+    expect(s.ctx.bus.replay(event.id - 1, 1)[0]).toMatchObject({ id: event.id, type: 'alert.changed' });
+  });
+
+  it('re-targeting (source, channel, window) or disabling a rule closes its alert; a threshold edit does not', async () => {
+    const ruleId = await createRule({ source: 'cam-a' });
+    const put = (json: Record<string, unknown>) => s.request('PUT', `/api/rules/${ruleId}`, { key: s.keys.operator, json });
+
+    const first = (await alertFor(ruleId, BAD, 'cam-a')).alert.id;
+    expect((await put({ threshold: { kind: 'absolute', value: mid() * 1.0001 } })).json.state).toBe('firing');
+    expect((await alertState(first)).state).toBe('firing');
+    const moved = await put({ source: 'cam-b' });
+    expect(moved.json).toMatchObject({ source: 'cam-b', state: 'normal' });
+    expect((await alertState(first)).state).toBe('resolved');
+
+    const second = (await alertFor(ruleId, BAD, 'cam-b')).alert.id;
+    expect((await put({ channel: 'elbo' })).json.state).toBe('normal');
+    expect((await alertState(second)).state).toBe('resolved');
+
+    expect((await put({ channel: 'recon' })).status).toBe(200);
+    const third = (await alertFor(ruleId, BAD, 'cam-b')).alert.id;
+    expect((await put({ enabled: false })).json).toMatchObject({ enabled: false, state: 'normal' });
+    const closed = await alertState(third);
+    expect(closed.state).toBe('resolved');
+    expect(closed.transitions.at(-1)).toMatchObject({ from_state: 'firing', to_state: 'resolved' });
+    expect(await firingIds()).not.toContain(third);
+
+    // A pending episode goes back to normal when the window changes.
+    expect((await put({ enabled: true, pendingK: 2, pendingN: 3 })).status).toBe(200);
+    const pending = await alertFor(ruleId, BAD, 'cam-b');
+    expect(pending).toMatchObject({ transition: { from: 'normal', to: 'pending' } });
+    expect((await put({ pendingN: 4 })).json.state).toBe('normal');
+    expect((await alertState(pending.alert.id)).state).toBe('normal');
+    expect((await s.request('DELETE', `/api/rules/${ruleId}`)).status).toBe(204);
+  });
+});
+
 describe('stats', () => {
   it('returns calibration and recent histograms per channel and counts per hour', async () => {
     const res = await s.request('GET', '/api/stats?hours=1&bins=10', { key: s.keys.viewer });

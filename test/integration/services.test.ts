@@ -35,6 +35,8 @@ describe('WebhookSender', () => {
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  // The receiver is on loopback, which senders refuse unless told otherwise
+  // (see webhook-ssrf.test.ts): each sender here opts in with allowPrivate.
 
   async function settle(sender: WebhookSender, ms = 2000): Promise<void> {
     const until = Date.now() + ms;
@@ -46,7 +48,7 @@ describe('WebhookSender', () => {
     received.length = 0;
     failuresLeft = 2;
     status = 503;
-    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 5, baseDelayMs: 20, timeoutMs: 1000, maxQueue: 10 });
+    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 5, baseDelayMs: 20, timeoutMs: 1000, maxQueue: 10, allowPrivate: true });
     sender.enqueue(url, { alert: 1 });
     expect(sender.depth).toBe(1); // enqueue returns at once: scoring never waits
     await settle(sender);
@@ -59,7 +61,7 @@ describe('WebhookSender', () => {
     received.length = 0;
     failuresLeft = 100;
     status = 500;
-    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 3, baseDelayMs: 10, timeoutMs: 1000, maxQueue: 10 });
+    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 3, baseDelayMs: 10, timeoutMs: 1000, maxQueue: 10, allowPrivate: true });
     sender.enqueue(url, { n: 1 });
     await settle(sender);
     expect(received).toHaveLength(3);
@@ -74,7 +76,7 @@ describe('WebhookSender', () => {
   });
 
   it('survives an unreachable receiver', async () => {
-    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 2, baseDelayMs: 10, timeoutMs: 500, maxQueue: 10 });
+    const sender = new WebhookSender(silentLoggers().webhooks, { maxAttempts: 2, baseDelayMs: 10, timeoutMs: 500, maxQueue: 10, allowPrivate: true });
     sender.enqueue('http://127.0.0.1:1/nothing-listens-here', { n: 3 });
     await settle(sender);
     expect(sender.stats.failed).toBe(1);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeTransition, observe, resolveThreshold, step } from '../../server/domain/alert-machine.js';
+import { describeReset, describeTransition, observe, reset, resolveThreshold, step } from '../../server/domain/alert-machine.js';
 import type { AlertRule, AlertStateName, RuleChannel, RuleState } from '../../server/domain/alert-types.js';
 import { INITIAL_RULE_STATE } from '../../server/domain/alert-types.js';
 
@@ -357,5 +357,27 @@ describe('describeTransition', () => {
     const c = rule({ channel: 'combined', threshold: { kind: 'rate', rate: 0.01 }, clearAfter: 3 });
     expect(describeTransition(c, 'firing', 'resolved')).toBe('combined p-value above its 1% false-alarm level for 3 images: resolved');
     expect(describeTransition(c, 'normal', 'pending')).toContain('pending');
+  });
+});
+
+describe('reset', () => {
+  it('closes the open episode (firing resolves, pending goes back to normal) and forgets everything', () => {
+    const cases: [AlertStateName | null, boolean, { from: AlertStateName; to: AlertStateName } | null, boolean][] = [
+      ['firing', false, { from: 'firing', to: 'resolved' }, true],
+      ['firing', true, { from: 'firing', to: 'resolved' }, false], // a silence suppresses the notification only
+      ['pending', false, { from: 'pending', to: 'normal' }, true],
+      ['resolved', false, null, false],
+      ['normal', false, null, false],
+      [null, false, null, false],
+    ];
+    for (const [open, silenced, transition, notify] of cases) {
+      expect(reset(open, silenced), `${open} silenced=${silenced}`).toEqual({ next: INITIAL_RULE_STATE, transition, notify, renotify: false });
+    }
+  });
+
+  it('says why the episode closed', () => {
+    expect(describeReset('deleted', 'resolved')).toBe('rule deleted: resolved');
+    expect(describeReset('disabled', 'normal')).toBe('rule disabled: normal');
+    expect(describeReset('retargeted', 'resolved')).toBe('rule changed what it watches: resolved');
   });
 });

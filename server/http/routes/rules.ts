@@ -1,14 +1,11 @@
-// /api/rules, /api/silences and /api/alerts: alerting configuration and history.
+// /api/rules, /api/silences and /api/alerts: alerting configuration and
+// history. Thin: parse, call services/rules.ts, audit, answer.
 import { Router } from 'express';
 import type { Context } from '../../context.js';
-import { ackAlert, deleteRule, deleteSilence, getAlert, getRule, insertRule, insertSilence, listAlerts, listRules, listSilences, transitionsOf, updateRule, type StoredRule } from '../../db/alerts.js';
 import { audit } from '../../db/audit.js';
-import { listImages } from '../../db/images.js';
-import { observe, step } from '../../domain/alert-machine.js';
-import { INITIAL_RULE_STATE, type AlertRule, type AlertStateName, type Threshold } from '../../domain/alert-types.js';
+import type { AlertRule, AlertStateName, Threshold } from '../../domain/alert-types.js';
 import { AppError } from '../../domain/errors.js';
-import type { RuleView } from '../../domain/wire.js';
-import { alertView, calibrationThreshold, channelValue } from '../../services/alerting.js';
+import * as rules from '../../services/rules.js';
 import { principalOf, requireRole } from '../auth.js';
 import { boolParam, idParam, intParam, numParam, objectBody, strParam, timeParam } from '../params.js';
 
@@ -23,7 +20,10 @@ function thresholdFrom(v: unknown, name: string): Threshold {
   throw bad(`${name}.kind must be "absolute" or "rate"`);
 }
 
-/** A rule from a request body; `base` fills what a partial update leaves out. */
+/**
+ * A rule from a request body; `base` fills what a partial update leaves out.
+ * Only the shape is checked here; services/rules.ts checks the rest.
+ */
 export function ruleFrom(body: Record<string, unknown>, base?: AlertRule): Omit<AlertRule, 'id'> {
   const has = (k: string) => body[k] !== undefined;
   const channel = has('channel') ? body.channel : base?.channel;
@@ -41,84 +41,52 @@ export function ruleFrom(body: Record<string, unknown>, base?: AlertRule): Omit<
     enabled: boolParam(body.enabled, 'enabled', base?.enabled ?? true),
     webhookUrl: has('webhookUrl') ? strParam(body.webhookUrl, 'webhookUrl', { max: 2000, optional: true }) ?? null : base?.webhookUrl ?? null,
   };
-  if (rule.pendingK > rule.pendingN) throw bad(`pendingK (${rule.pendingK}) cannot exceed pendingN (${rule.pendingN})`);
-  if (rule.webhookUrl !== null) {
-    let url: URL;
-    try {
-      url = new URL(rule.webhookUrl);
-    } catch {
-      throw bad('webhookUrl must be an absolute http(s) URL');
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad('webhookUrl must be an absolute http(s) URL');
-  }
   return rule;
 }
 
-function ruleView(r: StoredRule): RuleView {
-  const { state, ...rest } = r;
-  return { ...rest, state: state.state };
-}
+const rulesDeps = (ctx: Context): rules.RulesDeps => ({
+  db: ctx.db, bus: ctx.bus, webhooks: ctx.webhooks, registry: ctx.registry,
+  now: () => ctx.clock.now(), allowPrivateWebhooks: ctx.config.webhookAllowPrivate,
+});
 
 export function rulesRouter(ctx: Context): Router {
   const r = Router();
-  const now = () => ctx.clock.now();
-  const find = (id: unknown) => {
-    const rule = getRule(ctx.db, idParam(id, 'rule id'));
-    if (!rule) throw new AppError('not_found', `no rule ${String(id)}`);
-    return rule;
-  };
+  const d = rulesDeps(ctx);
 
   r.get('/', requireRole('viewer'), (_req, res) => {
-    res.json({ rules: listRules(ctx.db).map(ruleView) });
+    res.json({ rules: rules.listRules(d) });
   });
 
   r.post('/', requireRole('operator'), (req, res) => {
-    const rule = ruleFrom(objectBody(req.body));
-    const id = insertRule(ctx.db, rule, INITIAL_RULE_STATE, now());
-    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.create', target: `rule:${id}`, detail: rule, now: now() });
-    res.status(201).json(ruleView(getRule(ctx.db, id)!));
+    const input = ruleFrom(objectBody(req.body));
+    const rule = rules.createRule(d, input);
+    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.create', target: `rule:${rule.id}`, detail: input, now: d.now() });
+    res.status(201).json(rule);
   });
 
   /** How the rule would have behaved over the last N stored images (oldest first). */
   r.post('/preview', requireRole('viewer'), async (req, res) => {
     const body = objectBody(req.body);
-    const rule = { id: 0, ...ruleFrom(body) };
+    const input = ruleFrom(body);
     const last = intParam(body.last, 'last', { min: 1, max: 5000, fallback: 200 });
-    const active = await ctx.registry.active();
-    if (!active) throw new AppError('no_active_model', 'no active model to resolve thresholds against');
-    const images = listImages(ctx.db, { source: rule.source ?? undefined, limit: last }).reverse();
-    const resolve = calibrationThreshold(active.detector.meta.calibration);
-    let state = INITIAL_RULE_STATE;
-    let breaches = 0;
-    let firings = 0;
-    for (const img of images) {
-      const obs = observe(rule, channelValue(img, rule.channel), resolve);
-      if (obs.breach) breaches++;
-      const s = step(rule, state, obs, img.received_at, false);
-      if (s.transition?.to === 'firing') firings++;
-      state = s.next;
-    }
-    res.json({ images: images.length, breaches, firings, finalState: state.state });
+    res.json(await rules.previewRule(d, input, last));
   });
 
   r.get('/:id', requireRole('viewer'), (req, res) => {
-    res.json(ruleView(find(req.params.id)));
+    res.json(rules.ruleView(rules.findRule(d, idParam(req.params.id, 'rule id'))));
   });
 
   r.put('/:id', requireRole('operator'), (req, res) => {
-    const current = find(req.params.id);
-    const rule = ruleFrom(objectBody(req.body), current);
-    // Changing what a rule watches starts its memory afresh.
-    const reset = rule.channel !== current.channel || rule.source !== current.source || rule.pendingN !== current.pendingN;
-    updateRule(ctx.db, current.id, rule, reset ? INITIAL_RULE_STATE : current.state, now());
-    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.update', target: `rule:${current.id}`, detail: { before: ruleView(current), after: rule }, now: now() });
-    res.json(ruleView(getRule(ctx.db, current.id)!));
+    const body = objectBody(req.body);
+    let after: Omit<AlertRule, 'id'> | undefined;
+    const { before, after: view } = rules.updateRule(d, idParam(req.params.id, 'rule id'), (current) => (after = ruleFrom(body, current)));
+    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.update', target: `rule:${view.id}`, detail: { before, after }, now: d.now() });
+    res.json(view);
   });
 
   r.delete('/:id', requireRole('operator'), (req, res) => {
-    const rule = find(req.params.id);
-    deleteRule(ctx.db, rule.id, now());
-    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.delete', target: `rule:${rule.id}`, now: now() });
+    const rule = rules.deleteRule(d, idParam(req.params.id, 'rule id'));
+    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'rule.delete', target: `rule:${rule.id}`, now: d.now() });
     res.status(204).end();
   });
 
@@ -127,27 +95,27 @@ export function rulesRouter(ctx: Context): Router {
 
 export function silencesRouter(ctx: Context): Router {
   const r = Router();
+  const d = rulesDeps(ctx);
   r.get('/', requireRole('viewer'), (_req, res) => {
-    res.json({ silences: listSilences(ctx.db, ctx.clock.now()) });
+    res.json({ silences: rules.activeSilences(d) });
   });
   r.post('/', requireRole('operator'), (req, res) => {
     const body = objectBody(req.body);
-    const now = ctx.clock.now();
+    const now = d.now();
     const ruleId = body.ruleId === undefined || body.ruleId === null ? null : idParam(body.ruleId, 'rule id');
-    if (ruleId !== null && !getRule(ctx.db, ruleId)) throw new AppError('not_found', `no rule ${ruleId}`);
     const startsAt = timeParam(body.startsAt, 'startsAt') ?? now;
     const endsAt = body.minutes !== undefined ? startsAt + intParam(body.minutes, 'minutes', { min: 1, max: 525_600 }) * 60_000 : timeParam(body.endsAt, 'endsAt');
-    if (endsAt === undefined || endsAt <= startsAt) throw bad('give minutes, or an endsAt after startsAt');
+    if (endsAt === undefined) throw bad('give minutes, or an endsAt after startsAt');
     const reason = strParam(body.reason, 'reason', { max: 500, optional: true }) ?? '';
     const who = principalOf(req).keyId;
-    const id = insertSilence(ctx.db, { ruleId, startsAt, endsAt, reason, createdBy: who, now });
-    audit(ctx.db, { keyId: who, action: 'silence.create', target: `silence:${id}`, detail: { ruleId, startsAt, endsAt, reason }, now });
-    res.status(201).json({ id, ruleId, startsAt, endsAt, reason });
+    const silence = rules.createSilence(d, { ruleId, startsAt, endsAt, reason, createdBy: who });
+    audit(ctx.db, { keyId: who, action: 'silence.create', target: `silence:${silence.id}`, detail: { ruleId, startsAt, endsAt, reason }, now });
+    res.status(201).json(silence);
   });
   r.delete('/:id', requireRole('operator'), (req, res) => {
     const id = idParam(req.params.id, 'silence id');
-    if (!deleteSilence(ctx.db, id)) throw new AppError('not_found', `no silence ${id}`);
-    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'silence.delete', target: `silence:${id}`, now: ctx.clock.now() });
+    rules.deleteSilence(d, id);
+    audit(ctx.db, { keyId: principalOf(req).keyId, action: 'silence.delete', target: `silence:${id}`, now: d.now() });
     res.status(204).end();
   });
   return r;
@@ -155,34 +123,27 @@ export function silencesRouter(ctx: Context): Router {
 
 export function alertsRouter(ctx: Context): Router {
   const r = Router();
+  const d = rulesDeps(ctx);
   r.get('/', requireRole('viewer'), (req, res) => {
     const q = req.query as Record<string, string | undefined>;
     const state = q.state as AlertStateName | undefined;
     if (state !== undefined && !['pending', 'firing', 'resolved', 'normal'].includes(state)) throw bad('state must be pending, firing, resolved or normal');
-    const limit = intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 });
-    const rows = listAlerts(ctx.db, {
-      state, limit,
+    res.json(rules.alertPage(d, {
+      state,
+      limit: intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 }),
       ruleId: q.rule === undefined ? undefined : intParam(q.rule, 'rule', { min: 1 }),
       before: q.cursor === undefined ? undefined : intParam(q.cursor, 'cursor', { min: 1 }),
-    });
-    res.json({ alerts: rows.map(alertView), nextCursor: rows.length === limit ? rows[rows.length - 1].id : null });
+    }));
   });
   r.get('/:id', requireRole('viewer'), (req, res) => {
-    const a = getAlert(ctx.db, idParam(req.params.id, 'alert id'));
-    if (!a) throw new AppError('not_found', `no alert ${req.params.id}`);
-    res.json({ ...alertView(a), transitions: transitionsOf(ctx.db, a.id) });
+    res.json(rules.alertDetail(d, idParam(req.params.id, 'alert id')));
   });
   r.post('/:id/ack', requireRole('operator'), (req, res) => {
     const id = idParam(req.params.id, 'alert id');
-    const a = getAlert(ctx.db, id);
-    if (!a) throw new AppError('not_found', `no alert ${id}`);
     const who = principalOf(req).keyId;
-    const now = ctx.clock.now();
-    if (ackAlert(ctx.db, id, who, now)) {
-      audit(ctx.db, { keyId: who, action: 'alert.ack', target: `alert:${id}`, now });
-      ctx.bus.publish('alert.changed', { alert: alertView(getAlert(ctx.db, id)!), acknowledged: true, message: `alert ${id} acknowledged` });
-    }
-    res.json(alertView(getAlert(ctx.db, id)!));
+    const { alert, changed } = rules.acknowledgeAlert(d, id, who);
+    if (changed) audit(ctx.db, { keyId: who, action: 'alert.ack', target: `alert:${id}`, now: d.now() });
+    res.json(alert);
   });
   return r;
 }
