@@ -3,13 +3,15 @@
 // mocking modules.
 import path from 'node:path';
 import type { Config } from './config.js';
-import { openDb, type Db } from './db/open.js';
+import { fileIdentity, openDb, type Db, type FileIdentity } from './db/open.js';
+import { AppError } from './domain/errors.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
 import { createLoggers, type Loggers } from './logger.js';
 import { DIST_DIR } from './paths.js';
 import { bootstrapAdmin } from './services/auth.js';
 import { EventBus } from './services/event-bus.js';
 import { FileStore } from './services/file-store.js';
+import { HealthService, leftoversWithoutDatabase, type HealthOptions } from './services/health.js';
 import { ModelRegistry } from './services/model-registry.js';
 import { Retention } from './services/retention.js';
 import { ScoringService } from './services/scoring.js';
@@ -33,6 +35,7 @@ export interface Context {
   webhooks: WebhookSender;
   jobs: TrainingJobs;
   retention: Retention;
+  health: HealthService;
   /** Set on first start when no admin key existed and none was configured: print it once. */
   generatedAdminKey?: string;
   close(): Promise<void>;
@@ -43,6 +46,9 @@ export interface ContextOverrides {
   clock?: Clock;
   webhookOptions?: Required<WebhookOptions>;
   workerFile?: string;
+  health?: Partial<HealthOptions>;
+  /** Start even when the data directory holds images but no database (a new, empty one is created). */
+  allowNewDatabase?: boolean;
 }
 
 export async function createContext(config: Config, o: ContextOverrides = {}): Promise<Context> {
@@ -52,7 +58,16 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const backend = await initBackend(config.backend);
   log.ml.info('backend ready', { backend: backend.name, provider: backend.provider });
 
-  const db = openDb(path.join(config.dataDir, 'latentwatch.db'));
+  const dbFile = path.join(config.dataDir, 'latentwatch.db');
+  refuseToLoseDatabase(config.dataDir, dbFile, log, o.allowNewDatabase === true);
+  const db = openDb(dbFile);
+  let dbIdentity: FileIdentity | null = null;
+  try {
+    dbIdentity = fileIdentity(dbFile);
+  } catch {
+    // health reports the database file as missing
+  }
+  const health = new HealthService({ db, dbFile, dbIdentity, dataDir: config.dataDir, log: log.db, now, options: o.health });
   const { generated } = bootstrapAdmin(db, config.adminKey, now());
   const bus = new EventBus(db, now);
   const files = new FileStore(config.dataDir);
@@ -67,9 +82,10 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const retention = new Retention(db, files, config.retentionDays, log.retention, now);
 
   return {
-    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention,
+    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention, health,
     generatedAdminKey: generated,
     async close() {
+      health.stop();
       retention.stop();
       webhooks.close();
       await jobs.close();
@@ -77,4 +93,22 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
       db.close();
     },
   };
+}
+
+/**
+ * A missing database beside stored images usually means it was deleted, lost
+ * with a volume, or the data directory points somewhere unexpected. Creating a
+ * fresh one would look healthy (new admin key, no images, rules or alerts)
+ * while the old data sits orphaned, so it is refused unless asked for.
+ */
+function refuseToLoseDatabase(dataDir: string, dbFile: string, log: Loggers, allow: boolean): void {
+  const found = leftoversWithoutDatabase(dataDir, dbFile);
+  if (found.length === 0) return;
+  const message =
+    `${path.basename(dbFile)} is missing from the data directory ${path.resolve(dataDir)}, but it holds ${found.join(', ')} from an earlier database: ` +
+    'starting would create a new, empty database (a new admin key, no images, rules or alerts) beside the old files. ' +
+    `Check that LATENTWATCH_DATA_DIR points at the right directory and its volume is mounted, or restore ${path.basename(dbFile)} (with its -wal file, if any) from a backup. ` +
+    'To start afresh on purpose, move images/ and derived/ out of the data directory.';
+  log.db.error('no database file, but the data directory holds data from an earlier one', { found, allowed: allow, detail: message });
+  if (!allow) throw new AppError('conflict', message);
 }

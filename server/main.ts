@@ -29,6 +29,7 @@ export async function startServer(config: Config, overrides: ContextOverrides & 
   });
   ctx.jobs.start();
   ctx.retention.start();
+  ctx.health.start();
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
   let closing: Promise<void> | null = null;

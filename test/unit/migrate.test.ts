@@ -1,8 +1,9 @@
-import { copyFile, mkdir, readdir, writeFile, appendFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, readdir, rename, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDb } from '../../server/db/open.js';
+import { fileIdentity, openDb } from '../../server/db/open.js';
 import { MIGRATIONS_DIR } from '../../server/paths.js';
 import { tempDir } from '../helpers.js';
 
@@ -77,5 +78,55 @@ describe('migrations', () => {
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").get()).toBeUndefined();
     expect(raw.prepare('SELECT name FROM schema_migrations').all()).toEqual([{ name: '0001_initial.sql' }]);
     raw.close();
+  });
+});
+
+describe('opening where it cannot', () => {
+  it('says so when a file stands where the data directory should be', async () => {
+    const blocker = path.join(dir, 'blocker');
+    await writeFile(blocker, 'a file, not a directory');
+    expect(() => openDb(path.join(blocker, 'lw.db'))).toThrow(/blocker \(or a folder above it\) is a file, not a directory/);
+  });
+
+  it('says so when the database path is a directory', async () => {
+    const file = path.join(dir, 'dir-db', 'lw.db');
+    await mkdir(file, { recursive: true });
+    expect(() => openDb(file)).toThrow(/that path is a directory, not a database file/);
+  });
+
+  it('says so when the data directory is read-only', async (t) => {
+    const ro = path.join(dir, 'read-only');
+    await mkdir(ro);
+    let undo: () => void;
+    if (process.getuid?.() === 0) {
+      // chmod does not stop root: a read-only bind mount does, where mounting is allowed.
+      try {
+        execFileSync('mount', ['--bind', ro, ro], { stdio: 'pipe' });
+      } catch {
+        t.skip();
+      }
+      execFileSync('mount', ['-o', 'remount,bind,ro', ro], { stdio: 'pipe' });
+      undo = () => execFileSync('umount', [ro], { stdio: 'pipe' });
+    } else {
+      await chmod(ro, 0o555);
+      undo = () => execFileSync('chmod', ['755', ro]);
+    }
+    try {
+      expect(() => openDb(path.join(ro, 'lw.db'))).toThrow(/data directory .*read-only is not writable \((EROFS|EACCES)\)/);
+    } finally {
+      undo();
+    }
+  });
+
+  it('tells a file replaced at the same path from the one opened', async () => {
+    const file = path.join(dir, 'identity', 'lw.db');
+    const db = openDb(file);
+    const opened = fileIdentity(file);
+    expect(fileIdentity(file)).toEqual(opened);
+    const other = path.join(dir, 'identity', 'other.db');
+    new Database(other).close();
+    await rename(other, file);
+    expect(fileIdentity(file)).not.toEqual(opened);
+    db.close();
   });
 });

@@ -6,23 +6,27 @@ import { CHANNELS, type Channel } from '../../domain/types.js';
 import { requireRole } from '../auth.js';
 import { intParam } from '../params.js';
 
+/** Health must answer even when what it reports on is broken: a part that throws reads as null. */
+function safely<T>(read: () => T): T | null {
+  try {
+    return read();
+  } catch {
+    return null;
+  }
+}
+
 export function healthRouter(ctx: Context, extra: () => Record<string, unknown> = () => ({})): Router {
   const r = Router();
-  r.get('/', (_req, res) => {
-    let database = 'ok';
-    try {
-      ctx.db.prepare('SELECT 1').get();
-    } catch {
-      database = 'error';
-    }
-    const active = ctx.registry.activeRow();
-    res.status(database === 'ok' ? 200 : 503).json({
-      status: database === 'ok' ? 'ok' : 'degraded',
+  r.get('/', async (_req, res) => {
+    const report = await ctx.health.check();
+    res.status(report.status === 'ok' ? 200 : 503).json({
+      status: report.status,
       backend: ctx.backend.name,
-      activeModel: active?.id ?? null,
-      database,
-      queues: { scoring: ctx.scoring.queueDepth, training: ctx.jobs.queueDepth, webhooks: ctx.webhooks.depth },
-      ...extra(),
+      activeModel: safely(() => ctx.registry.activeRow()?.id ?? null),
+      database: report.checks.database.ok ? 'ok' : 'error',
+      checks: report.checks,
+      queues: { scoring: safely(() => ctx.scoring.queueDepth), training: safely(() => ctx.jobs.queueDepth), webhooks: safely(() => ctx.webhooks.depth) },
+      ...safely(extra),
     });
   });
   return r;
