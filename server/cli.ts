@@ -10,7 +10,7 @@ import { AppError, errorBody } from './domain/errors.js';
 import type { TrainOptions, TrainProgress } from './domain/types.js';
 import { CHANNELS } from './domain/types.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
-import { listImageFiles } from './ml/dataset.js';
+import { countSkipped, describeSkipped, listImageFiles, listTrainingImages } from './ml/dataset.js';
 import { evaluateFiles, loadDetector, scoreFiles, type FileResult } from './services/detector.js';
 import { DEFAULT_TRAIN_OPTIONS } from './services/fit.js';
 import { trainModel } from './services/train-model.js';
@@ -116,8 +116,9 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
   };
   const info = await backend();
   announceBackend(out, info);
-  const files = await listImageFiles([data]);
-  if (out.json) emit(out, { type: 'start', backend: info.name, images: files.length, options });
+  const { files, skipped } = await listTrainingImages(data);
+  if (out.json) emit(out, { type: 'start', backend: info.name, images: files.length, skipped: skipped.length, skippedReasons: countSkipped(skipped), options });
+  else if (skipped.length > 0) out.stderr.write(`${data}: ${describeSkipped(skipped)}\n`);
   const { meta, failures } = await trainModel({
     files, source: data, outDir, options, backend: info.name, onProgress: progressPrinter(out), signal,
   });
