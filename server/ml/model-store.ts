@@ -81,5 +81,3 @@ export async function loadModel(dir: string): Promise<{ vae: Vae; meta: ModelMet
     throw new AppError('model_invalid', `${dir}: the model could not be loaded (${(err as Error).message})`);
   }
 }
-
-export { FORMAT as MODEL_FORMAT };
