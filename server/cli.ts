@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// latentwatch train | score | eval — the command-line contract of DESIGN.md §6.
+// latentwatch train | score | eval — the command-line contract (README.md,
+// Command line; summarised in docs/architecture.md).
 // With --json every command prints JSON lines on stdout; human progress and
 // errors go to stderr. Exit codes: 0 ok, 1 failure (or some files unreadable),
 // 2 bad usage, 130 cancelled with Ctrl-C.

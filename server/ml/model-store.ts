@@ -1,4 +1,4 @@
-// models/<id>/{model.json, weights.bin, meta.json} (DESIGN.md §3). Pure tfjs
+// models/<id>/{model.json, weights.bin, meta.json} (docs/architecture.md, Storage). Pure tfjs
 // has no file:// handler, so artifacts go through withSaveHandler/fromMemory.
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
