@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// latentwatch train | score | eval — the command-line contract of DESIGN.md §6.
+// latentwatch train | score | eval — the command-line contract (README.md,
+// Command line; summarised in docs/architecture.md).
 // With --json every command prints JSON lines on stdout; human progress and
 // errors go to stderr. Exit codes: 0 ok, 1 failure (or some files unreadable),
 // 2 bad usage, 130 cancelled with Ctrl-C.
@@ -10,7 +11,7 @@ import { AppError, errorBody } from './domain/errors.js';
 import type { TrainOptions, TrainProgress } from './domain/types.js';
 import { CHANNELS } from './domain/types.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
-import { listImageFiles } from './ml/dataset.js';
+import { countSkipped, describeSkipped, listImageFiles, listTrainingImages } from './ml/dataset.js';
 import { evaluateFiles, loadDetector, scoreFiles, type FileResult } from './services/detector.js';
 import { DEFAULT_TRAIN_OPTIONS } from './services/fit.js';
 import { trainModel } from './services/train-model.js';
@@ -116,8 +117,9 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
   };
   const info = await backend();
   announceBackend(out, info);
-  const files = await listImageFiles([data]);
-  if (out.json) emit(out, { type: 'start', backend: info.name, images: files.length, options });
+  const { files, skipped } = await listTrainingImages(data);
+  if (out.json) emit(out, { type: 'start', backend: info.name, images: files.length, skipped: skipped.length, skippedReasons: countSkipped(skipped), options });
+  else if (skipped.length > 0) out.stderr.write(`${data}: ${describeSkipped(skipped)}\n`);
   const { meta, failures } = await trainModel({
     files, source: data, outDir, options, backend: info.name, onProgress: progressPrinter(out), signal,
   });

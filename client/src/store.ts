@@ -1,9 +1,9 @@
 // What the dashboard knows, fed by REST on start and by live events after.
 // Views subscribe to the topics they draw.
-import type { AlertChangedPayload, AlertView, ImageView, JobView, ModelView, RuleView, SessionView } from '../../server/domain/wire.js';
+import type { AlertChangedPayload, AlertView, ImageView, ModelView, RuleView, SessionView } from '../../server/domain/wire.js';
 import type { Role } from '../../server/domain/roles.js';
 
-export type Topic = 'images' | 'alerts' | 'rules' | 'models' | 'jobs' | 'session';
+export type Topic = 'images' | 'alerts' | 'rules' | 'models';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 const MAX_IMAGES = 300;
@@ -22,7 +22,6 @@ export class Store {
   alerts = new Map<number, FeedItem>();
   rules: RuleView[] = [];
   models: ModelView[] = [];
-  jobs = new Map<number, JobView>();
   private readonly listeners = new Map<Topic, Set<() => void>>();
 
   can(role: Role): boolean {

@@ -1,4 +1,4 @@
-// The alert state machine (DESIGN.md §4): normal -> pending -> firing ->
+// The alert state machine (docs/architecture.md, Alerts): normal -> pending -> firing ->
 // resolved, one rule advanced by one image at a time.
 //
 // Why a pure function: every alerting decision (k-of-n pending, hysteresis,

@@ -1,4 +1,4 @@
-// Alert rules and their state (DESIGN.md §4). Pure data: the state machine is
+// Alert rules and their state (docs/architecture.md, Alerts). Pure data: the state machine is
 // in alert-machine.ts, persistence in db/, orchestration in services/.
 
 /** The channel a rule watches. 'combined' watches the combined p-value (low = bad). */

@@ -1,4 +1,4 @@
-// Turns raw scores into calibrated statements (DESIGN.md §1): empirical
+// Turns raw scores into calibrated statements (docs/architecture.md): empirical
 // p-values against held-out normal images, percentiles, suggested thresholds
 // at a false-alarm rate, a combined verdict (Fisher's statistic, calibrated on
 // the same held-out images), and AUROC for evaluation.

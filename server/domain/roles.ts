@@ -1,4 +1,4 @@
-// Who may do what (DESIGN.md §7): viewers read, operators upload and
+// Who may do what: viewers read, operators upload and
 // acknowledge, admins train, activate models and manage keys.
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];

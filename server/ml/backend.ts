@@ -1,4 +1,4 @@
-// Picks the fastest TensorFlow.js backend this machine can run (DESIGN.md §2):
+// Picks the fastest TensorFlow.js backend this machine can run (docs/architecture.md):
 // native CUDA, native CPU, wasm (SIMD), then the pure-JS cpu backend.
 import * as tf from '@tensorflow/tfjs';
 import { AppError } from '../domain/errors.js';

@@ -1,4 +1,4 @@
-// models/<id>/{model.json, weights.bin, meta.json} (DESIGN.md §3). Pure tfjs
+// models/<id>/{model.json, weights.bin, meta.json} (docs/architecture.md, Storage). Pure tfjs
 // has no file:// handler, so artifacts go through withSaveHandler/fromMemory.
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -81,5 +81,3 @@ export async function loadModel(dir: string): Promise<{ vae: Vae; meta: ModelMet
     throw new AppError('model_invalid', `${dir}: the model could not be loaded (${(err as Error).message})`);
   }
 }
-
-export { FORMAT as MODEL_FORMAT };

@@ -114,7 +114,3 @@ export function vaeFromModel(model: tf.LayersModel): Vae {
   const decoder = model.getLayer('decoder') as unknown as tf.LayersModel;
   return { encoder, decoder, model };
 }
-
-export function countParameters(vae: Vae): number {
-  return vae.model.countParams();
-}

@@ -1,5 +1,6 @@
 // Fitting a detector: split off held-out normal images, train the VAE on the
-// rest, then calibrate every channel on the held-out split (DESIGN.md §1).
+// rest, then calibrate every channel on the held-out split (docs/architecture.md,
+// Scores and calibration).
 import { AppError } from '../domain/errors.js';
 import { buildCalibration } from '../domain/calibration.js';
 import type { Calibration, ModelMeta, TrainOptions, TrainProgress } from '../domain/types.js';

@@ -1,5 +1,5 @@
 // Files in, model directory out: decode the normal images, fit and calibrate
-// a detector, and save it with its meta.json (DESIGN.md §3).
+// a detector, and save it with its meta.json (docs/architecture.md, Storage).
 import path from 'node:path';
 import { AppError } from '../domain/errors.js';
 import type { ModelMeta, TrainOptions } from '../domain/types.js';

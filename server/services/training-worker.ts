@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorBody } from '../domain/errors.js';
 import type { TrainOptions } from '../domain/types.js';
 import { initBackend, type BackendName } from '../ml/backend.js';
-import { listImageFiles } from '../ml/dataset.js';
+import { listTrainingImages } from '../ml/dataset.js';
 import { trainModel } from './train-model.js';
 
 export interface WorkerInput {
@@ -30,7 +30,7 @@ port.on('message', (m) => {
 
 try {
   const backend = await initBackend(input.backend);
-  const files = await listImageFiles([input.dataDir]);
+  const { files } = await listTrainingImages(input.dataDir, input.source);
   const { meta, failures } = await trainModel({
     files, source: input.source, outDir: input.outDir, options: input.options, backend: backend.name, signal: controller.signal,
     onProgress: (event) => port.postMessage({ type: 'progress', event } satisfies WorkerMessage),

@@ -100,7 +100,6 @@ export function mountLive(root: HTMLElement, store: Store): void {
   store.on('models', drawCharts);
   store.on('alerts', drawFeed);
   store.on('rules', drawFeed);
-  store.on('session', drawFeed);
   drawCharts();
   drawFeed();
 }
