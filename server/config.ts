@@ -33,6 +33,8 @@ export interface Config {
   allowedOrigins: string[];
   /** Let webhooks reach loopback, private and link-local addresses (off: SSRF guard). */
   webhookAllowPrivate: boolean;
+  /** Start with a new, empty database even though stored images exist beside none. */
+  allowNewDatabase: boolean;
 }
 
 interface RawEnv {
@@ -52,6 +54,7 @@ interface RawEnv {
   trustProxy?: string;
   allowedOrigins?: string;
   webhookAllowPrivate?: string;
+  allowNewDatabase?: string;
 }
 
 export function readEnv(env: Record<string, string | undefined>): RawEnv {
@@ -72,6 +75,7 @@ export function readEnv(env: Record<string, string | undefined>): RawEnv {
     trustProxy: env.LATENTWATCH_TRUST_PROXY,
     allowedOrigins: env.LATENTWATCH_ALLOWED_ORIGINS,
     webhookAllowPrivate: env.LATENTWATCH_WEBHOOK_ALLOW_PRIVATE,
+    allowNewDatabase: env.LATENTWATCH_ALLOW_NEW_DATABASE,
   };
 }
 
@@ -155,6 +159,7 @@ export function buildConfig(raw: RawEnv): Config {
     trustProxy: trustProxyFrom(raw.trustProxy),
     allowedOrigins: originsFrom(raw.allowedOrigins),
     webhookAllowPrivate: flag(raw.webhookAllowPrivate, 'LATENTWATCH_WEBHOOK_ALLOW_PRIVATE', false),
+    allowNewDatabase: flag(raw.allowNewDatabase, 'LATENTWATCH_ALLOW_NEW_DATABASE', false),
   };
 }
 

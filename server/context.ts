@@ -59,7 +59,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   log.ml.info('backend ready', { backend: backend.name, provider: backend.provider });
 
   const dbFile = path.join(config.dataDir, 'latentwatch.db');
-  refuseToLoseDatabase(config.dataDir, dbFile, log, o.allowNewDatabase === true);
+  refuseToLoseDatabase(config.dataDir, dbFile, log, o.allowNewDatabase ?? config.allowNewDatabase);
   const db = openDb(dbFile);
   let dbIdentity: FileIdentity | null = null;
   try {
