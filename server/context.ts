@@ -43,6 +43,7 @@ export interface ContextOverrides {
   clock?: Clock;
   webhookOptions?: Required<WebhookOptions>;
   workerFile?: string;
+  files?: FileStore;
 }
 
 export async function createContext(config: Config, o: ContextOverrides = {}): Promise<Context> {
@@ -55,7 +56,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const db = openDb(path.join(config.dataDir, 'latentwatch.db'));
   const { generated } = bootstrapAdmin(db, config.adminKey, now());
   const bus = new EventBus(db, now);
-  const files = new FileStore(config.dataDir);
+  const files = o.files ?? new FileStore(config.dataDir);
   const registry = new ModelRegistry(db, config.modelsDir, bus, log.ml, now);
   await registry.syncFromDisk();
   const webhooks = new WebhookSender(log.webhooks, o.webhookOptions);
