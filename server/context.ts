@@ -49,6 +49,7 @@ export interface ContextOverrides {
   health?: Partial<HealthOptions>;
   /** Start even when the data directory holds images but no database (a new, empty one is created). */
   allowNewDatabase?: boolean;
+  files?: FileStore;
 }
 
 export async function createContext(config: Config, o: ContextOverrides = {}): Promise<Context> {
@@ -70,7 +71,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const health = new HealthService({ db, dbFile, dbIdentity, dataDir: config.dataDir, log: log.db, now, options: o.health });
   const { generated } = bootstrapAdmin(db, config.adminKey, now());
   const bus = new EventBus(db, now);
-  const files = new FileStore(config.dataDir);
+  const files = o.files ?? new FileStore(config.dataDir);
   const registry = new ModelRegistry(db, config.modelsDir, bus, log.ml, now);
   await registry.syncFromDisk();
   const webhooks = new WebhookSender(log.webhooks, { ...o.webhookOptions, allowPrivate: config.webhookAllowPrivate });

@@ -56,6 +56,14 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * Whether the client caused it (bad input, bad request): such an error is
+ * shown as is. Anything else is the server's and is answered generically.
+ */
+export function isClientError(err: unknown): err is AppError {
+  return err instanceof AppError && err.status < 500;
+}
+
 /** Normalises anything thrown into `{code, message}` for output. */
 export function errorBody(err: unknown): { code: string; message: string } {
   if (err instanceof AppError) return err.toJSON();

@@ -24,6 +24,11 @@ export async function loadDetector(dir: string): Promise<Detector> {
   return loadModel(dir);
 }
 
+/** Frees the model's weights; the detector must not be used afterwards. */
+export function disposeDetector(d: Detector): void {
+  d.vae.model.dispose();
+}
+
 export function scoringModel(d: Detector): ScoringModel {
   return { vae: d.vae, likelihood: d.meta.likelihood.kind, sigma2: d.meta.likelihood.sigma2 };
 }

@@ -1,6 +1,8 @@
 // Which trained models exist and which one scores new images. Model files
 // live under the models directory; the database keeps the registry and the
-// active version; the active detector stays loaded in memory.
+// active version; the active detector stays loaded in memory. Scoring leases
+// the model it uses: a model that stops being active is freed only when the
+// last request holding it has finished.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activeModel, getModel, insertModel, listModels, setActiveModel, type ModelRow } from '../db/models.js';
@@ -10,7 +12,7 @@ import type { Channel, ModelMeta } from '../domain/types.js';
 import type { ModelView } from '../domain/wire.js';
 import { CHANNELS } from '../domain/types.js';
 import type { Logger } from '../logger.js';
-import { loadDetector, type Detector } from './detector.js';
+import { disposeDetector, loadDetector, type Detector } from './detector.js';
 import type { EventBus } from './event-bus.js';
 
 /** What the API shows about a model without loading it (meta.json minus the big arrays). */
@@ -36,8 +38,29 @@ export function modelSummary(meta: ModelMeta): Omit<ModelView, 'active'> {
 }
 
 
+/** A model held for one request: it stays in memory until released. */
+export interface ModelLease {
+  row: ModelRow;
+  detector: Detector;
+  /** False once released: the detector may then be freed at any moment. */
+  readonly held: boolean;
+  /** Idempotent. */
+  release(): void;
+}
+
+/** A model in memory (or being loaded) and how many leases hold it. */
+interface Loaded {
+  ready: Promise<Detector>;
+  detector: Detector | null;
+  leases: number;
+}
+
 export class ModelRegistry {
-  private loaded: { id: string; detector: Detector } | null = null;
+  /** By model id. One entry per model, so concurrent callers share one load. */
+  private readonly models = new Map<string, Loaded>();
+  /** The model kept in memory with no lease on it: the active one. */
+  private keep: string | null = null;
+  private closed = false;
 
   constructor(
     private readonly db: Db,
@@ -53,7 +76,8 @@ export class ModelRegistry {
     try {
       meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as ModelMeta;
     } catch (err) {
-      throw new AppError('model_invalid', `${dir}: no readable meta.json (${(err as Error).message})`);
+      this.log.warn('unreadable model directory', { dir, error: (err as Error).message });
+      throw new AppError('model_invalid', `model folder ${JSON.stringify(path.basename(dir))} has no readable meta.json`, { cause: err });
     }
     const existing = getModel(this.db, meta.id);
     if (existing) return existing;
@@ -100,38 +124,142 @@ export class ModelRegistry {
     return activeModel(this.db);
   }
 
-  /** Loads first (a model that cannot load is never activated), then switches. */
+  /**
+   * Loads first (a model that cannot load is never activated), then switches.
+   * Requests already scoring keep the previous model until they finish.
+   */
   async activate(id: string, byKey: number | null): Promise<ModelRow> {
-    await this.load(this.get(id));
-    setActiveModel(this.db, id);
+    const row = this.get(id);
+    let entry: Loaded;
+    try {
+      ({ entry } = await this.acquire(row));
+    } catch (err) {
+      throw this.unusable(row, err);
+    }
+    try {
+      setActiveModel(this.db, id);
+      this.keep = id;
+    } finally {
+      this.release(entry);
+    }
     this.bus.publish('model.activated', { id, by: byKey });
     this.log.info('model activated', { id });
     return this.get(id);
   }
 
-  /** The active model, loaded; null when there is none. */
-  async active(): Promise<{ row: ModelRow; detector: Detector } | null> {
+  /**
+   * The active model, held until release(); null when there is none. Every
+   * use of the detector's tensors goes through a lease.
+   */
+  async lease(): Promise<ModelLease | null> {
+    if (this.closed) throw new AppError('unavailable', 'the server is shutting down');
     const row = activeModel(this.db);
-    return row ? { row, detector: await this.load(row) } : null;
+    if (!row) return null;
+    this.keep = row.id;
+    let got: { entry: Loaded; detector: Detector };
+    try {
+      got = await this.acquire(row);
+    } catch (err) {
+      // The client did nothing wrong: the server's model is missing or broken.
+      this.log.warn('active model cannot be loaded', { id: row.id, dir: row.dir, error: (err as Error)?.message });
+      throw new AppError('unavailable', `the active model ${JSON.stringify(row.id)} cannot be loaded; activate another one`, { cause: err });
+    }
+    let released = false;
+    return {
+      row,
+      detector: got.detector,
+      get held() {
+        return !released;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.release(got.entry);
+      },
+    };
   }
 
-  /** The model in memory: kept if it is this one, else loaded, freeing the one it replaces. */
-  private async load(row: ModelRow): Promise<Detector> {
-    if (this.loaded?.id === row.id) return this.loaded.detector;
-    const detector = await loadDetector(row.dir);
-    this.loaded?.detector.vae.model.dispose();
-    this.loaded = { id: row.id, detector };
-    return detector;
+  /**
+   * The active model for callers that only read detector.meta (thresholds,
+   * calibration). Its tensors may be freed after the next activation: score
+   * through lease() instead.
+   */
+  async active(): Promise<{ row: ModelRow; detector: Detector } | null> {
+    const lease = await this.lease();
+    if (!lease) return null;
+    lease.release();
+    return { row: lease.row, detector: lease.detector };
+  }
+
+  /** Takes a lease on a model's entry, joining its load if one is under way. */
+  private async acquire(row: ModelRow): Promise<{ entry: Loaded; detector: Detector }> {
+    if (this.closed) throw new AppError('unavailable', 'the server is shutting down');
+    let entry = this.models.get(row.id);
+    if (!entry) {
+      const created: Loaded = { ready: null as unknown as Promise<Detector>, detector: null, leases: 0 };
+      created.ready = loadDetector(row.dir).then(
+        (d) => (created.detector = d),
+        (err: unknown) => {
+          // Not cached: the next caller tries again (the folder may be restored).
+          if (this.models.get(row.id) === created) this.models.delete(row.id);
+          throw err;
+        },
+      );
+      this.models.set(row.id, created);
+      entry = created;
+    }
+    entry.leases++;
+    try {
+      return { entry, detector: await entry.ready };
+    } catch (err) {
+      entry.leases--;
+      throw err;
+    }
+  }
+
+  private release(entry: Loaded): void {
+    entry.leases--;
+    this.sweep();
+  }
+
+  /** Frees every loaded model that is neither the active one nor leased. */
+  private sweep(): void {
+    for (const [id, e] of this.models) {
+      if (e.leases > 0 || id === this.keep || !e.detector) continue;
+      this.models.delete(id);
+      try {
+        disposeDetector(e.detector);
+        this.log.info('model unloaded', { id });
+      } catch (err) {
+        // One model that cannot be freed must not keep the others in memory.
+        this.log.error('model could not be unloaded', { id, error: (err as Error)?.stack });
+      }
+    }
+  }
+
+  /** A model whose files are gone or damaged, named by id (its path goes to the log only). */
+  private unusable(row: ModelRow, err: unknown): AppError {
+    this.log.warn('model cannot be loaded', { id: row.id, dir: row.dir, error: (err as Error)?.message });
+    const missing = (err instanceof AppError && err.code === 'not_found') || (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+    return missing
+      ? new AppError('not_found', `model ${JSON.stringify(row.id)} is registered but its files are missing from the models directory`, { cause: err })
+      : new AppError('model_invalid', `model ${JSON.stringify(row.id)} cannot be loaded: its files are damaged`, { cause: err });
   }
 
   /** Full meta.json of a model (curves and calibration arrays included). */
   async meta(id: string): Promise<ModelMeta> {
     const row = this.get(id);
-    return JSON.parse(await readFile(path.join(row.dir, 'meta.json'), 'utf8')) as ModelMeta;
+    try {
+      return JSON.parse(await readFile(path.join(row.dir, 'meta.json'), 'utf8')) as ModelMeta;
+    } catch (err) {
+      throw this.unusable(row, err);
+    }
   }
 
+  /** Frees what no request holds; leased models are freed as their leases end. */
   close(): void {
-    this.loaded?.detector.vae.model.dispose();
-    this.loaded = null;
+    this.closed = true;
+    this.keep = null;
+    this.sweep();
   }
 }

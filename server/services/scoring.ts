@@ -1,23 +1,26 @@
 // The scoring pipeline behind POST /api/images: decode, score in micro-batches
 // with the active model, render the derived images, store files, then commit
-// the image row, its alerts and their events in one transaction, and only
-// then broadcast. A score the API answered is in the database.
+// the request's image rows, their alerts and events in one transaction, and
+// only then broadcast. A score the API answered is in the database. Bad input
+// fails only its own file; a failure of the server's own (disk, database,
+// model) fails the whole request before anything is committed, so a client
+// may retry it without duplicates.
 import { assess } from '../domain/calibration.js';
-import { AppError, errorBody } from '../domain/errors.js';
+import { AppError, isClientError } from '../domain/errors.js';
 import type { RawScores } from '../domain/types.js';
 import type { ImageView } from '../domain/wire.js';
 import { insertImage, getImage, type ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
-import { decodeImage } from '../ml/images.js';
+import { decodeImage, type DecodedImage } from '../ml/images.js';
 import { heatmapPng, pixelsPng, thumbnailPng } from '../ml/render.js';
 import { scoreImages } from '../ml/score.js';
 import type { Logger } from '../logger.js';
 import { evaluateRules } from './alerting.js';
-import { scoringModel, type Detector } from './detector.js';
+import { scoringModel } from './detector.js';
 import type { BusEvent, EventBus } from './event-bus.js';
 import { derivedPath, originalPath, sha256, type FileStore } from './file-store.js';
 import { MicroBatcher } from './micro-batcher.js';
-import type { ModelRegistry } from './model-registry.js';
+import type { ModelLease, ModelRegistry } from './model-registry.js';
 import type { WebhookSender } from './webhooks.js';
 
 export interface Upload {
@@ -27,7 +30,8 @@ export interface Upload {
 
 export type ScoreOutcome =
   | { name: string; image: ImageView; alerts: unknown[] }
-  | { name: string; error: { code: string; message: string } };
+  /** Bad input only; serialises as {code, message}. */
+  | { name: string; error: AppError };
 
 export function imageView(r: ImageRow): ImageView {
   const base = `/api/images/${r.id}`;
@@ -43,7 +47,7 @@ export function imageView(r: ImageRow): ImageView {
 }
 
 interface BatchItem {
-  detector: Detector;
+  lease: ModelLease;
   pixels: Float32Array;
 }
 
@@ -53,20 +57,27 @@ interface BatchResult {
   reconstruction: Float32Array;
 }
 
-/** One forward pass for everything submitted together (all with the same detector). */
+/** One forward pass for a batch; the batcher groups items by model, so all share one. */
 function runBatch(items: BatchItem[]): BatchResult[] {
-  const out: BatchResult[] = new Array(items.length);
-  const groups = new Map<Detector, number[]>();
-  items.forEach((it, i) => groups.set(it.detector, [...(groups.get(it.detector) ?? []), i]));
-  for (const [detector, idx] of groups) {
-    const { size, channels } = detector.meta.input;
-    const p = size * size * channels;
-    const data = new Float32Array(idx.length * p);
-    idx.forEach((i, k) => data.set(items[i].pixels, k * p));
-    const scored = scoreImages(scoringModel(detector), { data, count: idx.length, size, channels }, { errorMaps: true, reconstructions: true, batchSize: 64 });
-    idx.forEach((i, k) => (out[i] = { raw: scored.scores[k], errorMap: scored.errorMaps[k], reconstruction: scored.reconstructions[k] }));
-  }
-  return out;
+  const { lease } = items[0];
+  // Every submitter holds its lease until its item settles; a released one is a bug, not a tfjs error later.
+  if (items.some((it) => !it.lease.held || it.lease.detector !== lease.detector)) throw new Error('micro-batch holds a released or mixed model');
+  const detector = lease.detector;
+  const { size, channels } = detector.meta.input;
+  const p = size * size * channels;
+  const data = new Float32Array(items.length * p);
+  items.forEach((it, k) => data.set(it.pixels, k * p));
+  const scored = scoreImages(scoringModel(detector), { data, count: items.length, size, channels }, { errorMaps: true, reconstructions: true, batchSize: 64 });
+  return items.map((_, k) => ({ raw: scored.scores[k], errorMap: scored.errorMaps[k], reconstruction: scored.reconstructions[k] }));
+}
+
+/** An upload scored, rendered and stored, waiting for the commit. */
+interface Prepared {
+  upload: Upload;
+  decoded: DecodedImage;
+  hash: string;
+  raw: RawScores;
+  paths: { original: string; thumbnail: string; reconstruction: string; heatmap: string };
 }
 
 export interface ScoringDeps {
@@ -80,7 +91,7 @@ export interface ScoringDeps {
 }
 
 export class ScoringService {
-  private readonly batcher = new MicroBatcher<BatchItem, BatchResult>(runBatch, 64, 2);
+  private readonly batcher = new MicroBatcher<BatchItem, BatchResult>(runBatch, 64, 2, (it) => it.lease.detector);
   private inFlight = 0;
 
   constructor(private readonly d: ScoringDeps) {}
@@ -89,23 +100,33 @@ export class ScoringService {
     return this.inFlight;
   }
 
-  /** Scores every upload; a bad one gets an error outcome and the rest go on. */
+  /**
+   * Scores every upload with one model, leased for the whole request. A bad
+   * upload gets an error outcome and the rest go on; a server failure throws.
+   */
   async scoreUploads(uploads: Upload[], source: string): Promise<ScoreOutcome[]> {
-    const active = await this.d.registry.active();
-    if (!active) throw new AppError('no_active_model', 'no model is active yet: train one (POST /api/models/train) or activate one (POST /api/models/:id/activate)');
+    const lease = await this.d.registry.lease();
+    if (!lease) throw new AppError('no_active_model', 'no model is active yet: train one (POST /api/models/train) or activate one (POST /api/models/:id/activate)');
     this.inFlight += uploads.length;
     try {
-      return await Promise.all(uploads.map((u) => this.scoreOne(u, source, active.detector).catch((err) => ({ name: u.name, error: errorBody(err) }))));
+      // allSettled, not all: the lease must outlive every file's work.
+      const settled = await Promise.allSettled(uploads.map((u) => this.prepare(u, lease)));
+      const serverFailures = settled.flatMap((r) => (r.status === 'rejected' && !isClientError(r.reason) ? [r.reason as unknown] : []));
+      if (serverFailures.length > 0) {
+        for (const extra of serverFailures.slice(1)) this.d.log.error('upload failed', { error: (extra as Error)?.stack ?? String(extra) });
+        throw serverFailures[0];
+      }
+      return this.commit(uploads, settled, source, lease);
     } finally {
       this.inFlight -= uploads.length;
+      lease.release();
     }
   }
 
-  private async scoreOne(u: Upload, source: string, detector: Detector): Promise<ScoreOutcome> {
-    const { meta } = detector;
+  private async prepare(u: Upload, lease: ModelLease): Promise<Prepared> {
+    const { meta } = lease.detector;
     const decoded = await decodeImage(u.bytes, { size: meta.input.size, channels: meta.input.channels }, u.name);
-    const { raw, errorMap, reconstruction } = await this.batcher.submit({ detector, pixels: decoded.pixels });
-    const verdict = assess(meta.calibration, raw);
+    const { raw, errorMap, reconstruction } = await this.batcher.submit({ lease, pixels: decoded.pixels });
     const hash = sha256(u.bytes);
     const { files } = this.d;
     const view = Math.max(128, meta.input.size);
@@ -114,32 +135,47 @@ export class ScoringService {
       pixelsPng(reconstruction, meta.input.size, meta.input.channels, view),
       heatmapPng(errorMap, meta.input.size, meta.calibration.heatmapScale, view),
     ]);
-    const [originalRel, thumbRel, recRel, heatRel] = await Promise.all([
+    const [original, thumbnail, reconstructionRel, heatmap] = await Promise.all([
       files.put(originalPath(hash, decoded.format), u.bytes),
       files.put(derivedPath(hash, 'thumb'), thumb),
       files.put(derivedPath(hash, `${meta.id}-reconstruction`), rec),
       files.put(derivedPath(hash, `${meta.id}-heatmap`), heat),
     ]);
+    return { upload: u, decoded, hash, raw, paths: { original, thumbnail, reconstruction: reconstructionRel, heatmap } };
+  }
 
-    const now = this.d.now();
+  /** One transaction for the whole request, in upload order; broadcasts only after it commits. */
+  private commit(uploads: Upload[], settled: PromiseSettledResult<Prepared>[], source: string, lease: ModelLease): ScoreOutcome[] {
+    const { meta } = lease.detector;
     const { db, bus } = this.d;
-    const { row, events, webhooks } = db.transaction(() => {
-      const id = insertImage(db, {
-        received_at: now, source, original_name: u.name, sha256: hash, format: decoded.format,
-        width: decoded.width, height: decoded.height, bytes: u.bytes.length, model_id: meta.id,
-        kl: raw.kl, recon: raw.recon, elbo: raw.elbo,
-        p_kl: verdict.p.kl, p_recon: verdict.p.recon, p_elbo: verdict.p.elbo, p_combined: verdict.p.combined,
-        pct_kl: verdict.percentile.kl, pct_recon: verdict.percentile.recon, pct_elbo: verdict.percentile.elbo,
-        anomaly: verdict.anomaly ? 1 : 0,
-        original_path: originalRel, thumbnail_path: thumbRel, reconstruction_path: recRel, heatmap_path: heatRel,
+    const now = this.d.now();
+    const { outcomes, events, webhooks } = db.transaction(() => {
+      const events: BusEvent[] = [];
+      const webhooks: { url: string; body: unknown }[] = [];
+      const outcomes = settled.map((r, i): ScoreOutcome => {
+        if (r.status === 'rejected') return { name: uploads[i].name, error: r.reason as AppError }; // a client error: checked above
+        const { upload: u, decoded, hash, raw, paths } = r.value;
+        const verdict = assess(meta.calibration, raw);
+        const id = insertImage(db, {
+          received_at: now, source, original_name: u.name, sha256: hash, format: decoded.format,
+          width: decoded.width, height: decoded.height, bytes: u.bytes.length, model_id: meta.id,
+          kl: raw.kl, recon: raw.recon, elbo: raw.elbo,
+          p_kl: verdict.p.kl, p_recon: verdict.p.recon, p_elbo: verdict.p.elbo, p_combined: verdict.p.combined,
+          pct_kl: verdict.percentile.kl, pct_recon: verdict.percentile.recon, pct_elbo: verdict.percentile.elbo,
+          anomaly: verdict.anomaly ? 1 : 0,
+          original_path: paths.original, thumbnail_path: paths.thumbnail, reconstruction_path: paths.reconstruction, heatmap_path: paths.heatmap,
+        });
+        const row = getImage(db, id)!;
+        const scored = bus.record('image.scored', imageView(row));
+        const changes = evaluateRules(db, bus, row, meta.calibration, now);
+        events.push(scored, ...changes.map((c) => c.event));
+        for (const c of changes) if (c.webhook) webhooks.push(c.webhook);
+        return { name: u.name, image: imageView(row), alerts: changes.map((c) => c.event.payload) };
       });
-      const row = getImage(db, id)!;
-      const scored = bus.record('image.scored', imageView(row));
-      const changes = evaluateRules(db, bus, row, meta.calibration, now);
-      return { row, events: [scored, ...changes.map((c) => c.event)] as BusEvent[], webhooks: changes.flatMap((c) => (c.webhook ? [c.webhook] : [])) };
+      return { outcomes, events, webhooks };
     })();
     for (const e of events) bus.broadcast(e);
     for (const w of webhooks) this.d.webhooks.enqueue(w.url, w.body);
-    return { name: u.name, image: imageView(row), alerts: events.slice(1).map((e) => e.payload) };
+    return outcomes;
   }
 }

@@ -156,6 +156,16 @@ describe('GET /api/images', () => {
     expect((await s.request('GET', '/api/images/1/..%2F..%2Flatentwatch.db')).status).toBe(404);
     expect((await s.request('GET', '/api/nothing-here')).status).toBe(404);
   });
+
+  it('answers 404 for file names that are Object.prototype members', async () => {
+    const res = await upload([{ filename: 'p.png', content: await normal() }]);
+    const { id } = res.json.results[0].image;
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const f = await s.request('GET', `/api/images/${id}/${name}`, { key: s.keys.viewer });
+      expect(f.status, name).toBe(404);
+      expect(f.json.error.code, name).toBe('not_found');
+    }
+  });
 });
 
 describe('without an active model', () => {

@@ -37,4 +37,18 @@ describe('MicroBatcher', () => {
     fail = false;
     await expect(b.submit(3)).resolves.toBe(3);
   });
+
+  it('never mixes keys in one batch (a model switch mid-queue), keeping order within each', async () => {
+    const calls: string[][] = [];
+    const b = new MicroBatcher<string, string>((xs) => {
+      calls.push(xs);
+      return xs.map((x) => x.toUpperCase());
+    }, 3, 5, (x) => x[0]);
+    const items = ['a1', 'b1', 'a2', 'a3', 'b2', 'a4'];
+    const out = await Promise.all(items.map((x) => b.submit(x)));
+    expect(out).toEqual(items.map((x) => x.toUpperCase()));
+    for (const c of calls) expect(new Set(c.map((x) => x[0])).size).toBe(1);
+    expect(calls).toEqual([['a1', 'a2', 'a3'], ['b1', 'b2'], ['a4']]);
+    expect(b.depth).toBe(0);
+  });
 });

@@ -24,11 +24,10 @@ export function imagesRouter(ctx: Context): Router {
     if (files.length === 0) throw new AppError('bad_request', 'no images: send one or more files in the multipart field "images"');
     const source = strParam(fields.source, 'source', { max: 100, optional: true }) ?? 'default';
     const results = await ctx.scoring.scoreUploads(files, source);
-    const failures = results.filter((x) => 'error' in x);
-    if (failures.length === results.length) {
-      const first = (failures[0] as { error: { code: string; message: string } }).error;
-      const status = first.code === 'unsupported_image' ? 415 : first.code === 'image_too_large' ? 413 : 422;
-      res.status(status).json({ error: first, results });
+    const errors = results.flatMap((x) => ('error' in x ? [x.error] : []));
+    if (errors.length === results.length) {
+      // Nothing scored: the request as a whole was bad, as the first file's error says.
+      res.status(errors[0].status).json({ error: errors[0], results });
       return;
     }
     res.status(201).json({ results });
