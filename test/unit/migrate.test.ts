@@ -19,8 +19,13 @@ async function copyMigrations(to: string): Promise<void> {
   for (const f of await readdir(MIGRATIONS_DIR)) if (f.endsWith('.sql')) await copyFile(path.join(MIGRATIONS_DIR, f), path.join(to, f));
 }
 
+/** Every migration file this version ships, in order, and the number the next one would take. */
+const shipped = async () => (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
+const nextNumber = async () => String((await shipped()).length + 1).padStart(4, '0');
+
 describe('migrations', () => {
-  it('apply every migration to a fresh database, in WAL mode with foreign keys on', () => {
+  it('apply every migration to a fresh database, in WAL mode with foreign keys on', async () => {
+    const all = await shipped();
     const file = path.join(dir, 'fresh', 'lw.db');
     const db = openDb(file);
     const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
@@ -29,11 +34,11 @@ describe('migrations', () => {
     }
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(db.prepare('SELECT name FROM schema_migrations').all()).toEqual([{ name: '0001_initial.sql' }]);
+    expect(db.prepare('SELECT name FROM schema_migrations ORDER BY name').all()).toEqual(all.map((name) => ({ name })));
     db.close();
     // Opening again applies nothing new and keeps the data.
     const again = openDb(file);
-    expect((again.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(1);
+    expect((again.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(all.length);
     again.close();
   });
 
@@ -59,24 +64,25 @@ describe('migrations', () => {
     await copyMigrations(migrations);
     const file = path.join(dir, 'newer', 'lw.db');
     openDb(file, migrations).close();
-    await writeFile(path.join(migrations, '0002_more.sql'), 'CREATE TABLE extra (id INTEGER PRIMARY KEY);');
+    const more = `${await nextNumber()}_more.sql`;
+    await writeFile(path.join(migrations, more), 'CREATE TABLE extra (id INTEGER PRIMARY KEY);');
     const db = openDb(file, migrations);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'extra'").get()).toBeTruthy();
     db.close();
     const older = path.join(dir, 'older-migrations');
     await copyMigrations(older);
-    expect(() => openDb(file, older)).toThrow(/0002_more\.sql, which this version of latentwatch does not know/);
+    expect(() => openDb(file, older)).toThrow(new RegExp(`${more.replace('.', '\\.')}, which this version of latentwatch does not know`));
   });
 
   it('rolls back a failing migration entirely', async () => {
     const migrations = path.join(dir, 'bad-migrations');
     await copyMigrations(migrations);
-    await writeFile(path.join(migrations, '0002_broken.sql'), 'CREATE TABLE half (id INTEGER); THIS IS NOT SQL;');
+    await writeFile(path.join(migrations, `${await nextNumber()}_broken.sql`), 'CREATE TABLE half (id INTEGER); THIS IS NOT SQL;');
     const file = path.join(dir, 'bad', 'lw.db');
     expect(() => openDb(file, migrations)).toThrow();
     const raw = new Database(file);
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").get()).toBeUndefined();
-    expect(raw.prepare('SELECT name FROM schema_migrations').all()).toEqual([{ name: '0001_initial.sql' }]);
+    expect(raw.prepare('SELECT name FROM schema_migrations ORDER BY name').all()).toEqual((await shipped()).map((name) => ({ name })));
     raw.close();
   });
 });
@@ -128,5 +134,41 @@ describe('opening where it cannot', () => {
     await rename(other, file);
     expect(fileIdentity(file)).not.toEqual(opened);
     db.close();
+  });
+});
+
+describe('0002_close_orphaned_alerts', () => {
+  it('closes alerts left open by deleted or disabled rules, and only those', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const first = path.join(dir, 'first');
+      await mkdir(first);
+      await copyFile(path.join(MIGRATIONS_DIR, '0001_initial.sql'), path.join(first, '0001_initial.sql'));
+      const file = path.join(dir, 'old.db');
+      const old = openDb(file, first);
+      const rule = old.prepare(
+        `INSERT INTO alert_rules (name, channel, threshold, state, enabled, created_at, updated_at, deleted_at)
+         VALUES (?, 'recon', '{"kind":"rate","rate":0.01}', '{"state":"firing","window":[true],"cleanStreak":0,"lastNotifiedAt":1}', ?, 1, 1, ?)`,
+      );
+      const alert = old.prepare("INSERT INTO alerts (rule_id, state, started_at, updated_at) VALUES (?, ?, 1, 1)");
+      const deleted = Number(rule.run('deleted', 0, 5).lastInsertRowid);
+      const disabled = Number(rule.run('disabled', 0, null).lastInsertRowid);
+      const live = Number(rule.run('live', 1, null).lastInsertRowid);
+      alert.run(deleted, 'firing');
+      alert.run(disabled, 'pending');
+      alert.run(live, 'firing');
+      old.close();
+
+      const db = openDb(file);
+      const states = db.prepare('SELECT r.name, a.state FROM alerts a JOIN alert_rules r ON r.id = a.rule_id ORDER BY a.id').all();
+      expect(states).toEqual([{ name: 'deleted', state: 'resolved' }, { name: 'disabled', state: 'normal' }, { name: 'live', state: 'firing' }]);
+      const transitions = db.prepare('SELECT from_state, to_state, notified FROM alert_transitions ORDER BY id').all();
+      expect(transitions).toEqual([{ from_state: 'firing', to_state: 'resolved', notified: 0 }, { from_state: 'pending', to_state: 'normal', notified: 0 }]);
+      const memory = db.prepare('SELECT name, json_extract(state, \'$.state\') AS s FROM alert_rules ORDER BY id').all();
+      expect(memory).toEqual([{ name: 'deleted', s: 'normal' }, { name: 'disabled', s: 'normal' }, { name: 'live', s: 'firing' }]);
+      db.close();
+    } finally {
+      await cleanup();
+    }
   });
 });
