@@ -173,7 +173,8 @@ export class TrainingJobs {
       } else if (m.type === 'error') {
         const status = cancelled || m.error.code === 'cancelled' ? 'cancelled' : 'failed';
         finishJob(db, id, { status, error: status === 'failed' ? m.error.message : undefined, now: this.d.now() });
-        log.warn(`training job ${status}`, { id, error: m.error.message });
+        if (m.stack) log.error('training job failed with an internal error', { id, error: m.stack });
+        else log.warn(`training job ${status}`, { id, error: m.error.message });
       }
     } catch (err) {
       finishJob(db, id, { status: 'failed', error: (err as Error).message, now: this.d.now() });

@@ -2,7 +2,7 @@
 // its own core, so the server keeps serving. Talks to training-jobs.ts only
 // through messages: progress events, then 'done' or 'error'.
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorBody } from '../domain/errors.js';
+import { errorBody, isClientError } from '../domain/errors.js';
 import type { TrainOptions } from '../domain/types.js';
 import { initBackend, type BackendName } from '../ml/backend.js';
 import { listTrainingImages } from '../ml/dataset.js';
@@ -19,7 +19,7 @@ export interface WorkerInput {
 export type WorkerMessage =
   | { type: 'progress'; event: unknown }
   | { type: 'done'; dir: string; modelId: string; skipped: number }
-  | { type: 'error'; error: { code: string; message: string } };
+  | { type: 'error'; error: { code: string; message: string }; stack?: string };
 
 const port = parentPort!;
 const input = workerData as WorkerInput;
@@ -37,6 +37,11 @@ try {
   });
   port.postMessage({ type: 'done', dir: input.outDir, modelId: meta.id, skipped: failures.length } satisfies WorkerMessage);
 } catch (err) {
-  port.postMessage({ type: 'error', error: errorBody(err) } satisfies WorkerMessage);
+  // What users did wrong is theirs to read; anything else is ours: its text
+  // (paths, internals) goes to the server log, the job shows a generic error.
+  const message: WorkerMessage = isClientError(err)
+    ? { type: 'error', error: errorBody(err) }
+    : { type: 'error', error: { code: 'internal', message: 'training failed with an internal error (see the server log)' }, stack: err instanceof Error ? err.stack : String(err) };
+  port.postMessage(message);
 }
 port.close();

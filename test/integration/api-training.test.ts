@@ -6,6 +6,7 @@ import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsAfter } from '../../server/db/events.js';
+import { createLoggers } from '../../server/logger.js';
 import { multipart, testServer, type TestServer } from '../server-helpers.js';
 import { tempDir } from '../helpers.js';
 
@@ -124,6 +125,31 @@ describe('a crashing training worker', () => {
       expect((await crashy.request('GET', '/api/health', { key: null })).json.status).toBe('ok');
     } finally {
       await crashy.close();
+      await done();
+    }
+  });
+});
+
+describe('a training job that fails inside the server', () => {
+  it('shows a generic error on the job and logs the cause with its stack', async () => {
+    const { dir, cleanup: done } = await tempDir();
+    // The models directory sits under a regular file: saving the model fails with ENOTDIR.
+    await writeFile(path.join(dir, 'not-a-dir'), '');
+    const records: { level: string; msg: string; error?: unknown }[] = [];
+    const broken = await testServer({
+      model: false,
+      env: { datasetsDir: datasets, modelsDir: path.join(dir, 'not-a-dir', 'models') },
+      overrides: { log: createLoggers((r) => records.push(r), 'debug') },
+    });
+    try {
+      const res = await broken.request('POST', '/api/models/train', { json: { directory: 'line-a', ...SMALL } });
+      const job = await waitForJob(broken, res.json.id);
+      expect(job.status).toBe('failed');
+      expect(job.error).toBe('training failed with an internal error (see the server log)');
+      const logged = records.find((r) => r.level === 'error' && r.msg === 'training job failed with an internal error');
+      expect(String(logged?.error)).toMatch(/ENOTDIR/);
+    } finally {
+      await broken.close();
       await done();
     }
   });
