@@ -19,6 +19,15 @@ export function countActiveKeys(db: Db): number {
   return (db.prepare('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL').get() as { n: number }).n;
 }
 
+export function countActiveAdmins(db: Db): number {
+  return (db.prepare("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL AND role = 'admin'").get() as { n: number }).n;
+}
+
+/** Revoked keys too: a revoked hash can never be registered again (key_hash is UNIQUE). */
+export function findKeyByHash(db: Db, keyHash: string): ApiKeyRow | undefined {
+  return db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = ?`).get(keyHash) as ApiKeyRow | undefined;
+}
+
 export function findActiveKeyByHash(db: Db, keyHash: string): ApiKeyRow | undefined {
   return db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`).get(keyHash) as ApiKeyRow | undefined;
 }

@@ -1,18 +1,12 @@
-// Who is calling: a bearer API key, or the dashboard's session cookie.
-import type { Request, RequestHandler } from 'express';
+// Who is calling: a bearer API key, or the dashboard's session cookie. The
+// decision is the auth service's; this file applies it to express requests.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Context } from '../context.js';
 import { AppError } from '../domain/errors.js';
 import { hasRole, type Role } from '../domain/roles.js';
-import { authenticateKey, sessionKey } from '../services/auth.js';
+import { authService, crossOriginRefusal, type AuthService, type Principal } from '../services/auth.js';
 
-export const SESSION_COOKIE = 'lw_session';
-
-export interface Principal {
-  keyId: number;
-  name: string;
-  role: Role;
-  via: 'key' | 'session';
-}
+export type { Principal } from '../services/auth.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -20,38 +14,43 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export function parseCookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (header ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i < 0) continue;
-    const name = part.slice(0, i).trim();
-    try {
-      out[name] = decodeURIComponent(part.slice(i + 1).trim());
-    } catch {
-      // a malformed cookie is ignored, not fatal
-    }
-  }
-  return out;
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The client address for the failed-key limit (express applies trust proxy). */
+export function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
 }
 
-/** Resolves the caller from headers; undefined when anonymous or unknown. */
-export function identify(ctx: Context, headers: { authorization?: string; cookie?: string }): Principal | undefined {
-  const now = ctx.clock.now();
-  const auth = headers.authorization;
-  if (auth !== undefined) {
-    const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    const row = m ? authenticateKey(ctx.db, m[1], now) : undefined;
-    return row && { keyId: row.id, name: row.name, role: row.role, via: 'key' };
-  }
-  const token = parseCookies(headers.cookie)[SESSION_COOKIE];
-  const row = token ? sessionKey(ctx.db, token, now) : undefined;
-  return row && { keyId: row.id, name: row.name, role: row.role, via: 'session' };
+/** Why this browser request may not use the session cookie (see crossOriginRefusal), or undefined. */
+export function originRefusal(ctx: Context, req: Request, originRequired: boolean): string | undefined {
+  return crossOriginRefusal({
+    origin: req.get('origin'),
+    secFetchSite: req.get('sec-fetch-site'),
+    ownOrigin: req.host ? `${req.protocol}://${req.host}` : undefined,
+    allowed: ctx.config.allowedOrigins,
+    originRequired,
+  });
+}
+
+/** Passes err on, with Retry-After when it is the failed-key limit. */
+export function passError(auth: AuthService, req: Request, res: Response, next: NextFunction, err: unknown): void {
+  if (err instanceof AppError && err.code === 'too_many_requests') res.setHeader('retry-after', String(auth.retryAfterS(clientAddress(req))));
+  next(err);
 }
 
 export function authenticate(ctx: Context): RequestHandler {
-  return (req, _res, next) => {
-    req.principal = identify(ctx, req.headers);
+  const auth = authService(ctx);
+  return (req, res, next) => {
+    try {
+      req.principal = auth.identify(req.headers, clientAddress(req));
+    } catch (err) {
+      return passError(auth, req, res, next, err);
+    }
+    // A bearer key cannot be sent by another page; a cookie can (CSRF).
+    if (req.principal?.via === 'session' && !SAFE_METHODS.has(req.method)) {
+      const refusal = originRefusal(ctx, req, true);
+      if (refusal) return next(new AppError('forbidden', refusal));
+    }
     next();
   };
 }

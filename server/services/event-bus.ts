@@ -1,7 +1,9 @@
 // Everything dashboards see goes through here: each event is written to the
 // events table first (it gets its id there), then handed to live subscribers.
 // A subscriber that missed events replays them from the table by id.
-import { eventsAfter, insertEvent } from '../db/events.js';
+// Access changes (a key revoked, a session ended) are a second, unstored
+// channel, so that live connections can close without asking the database.
+import { eventsAfter, insertEvent, lastEventId } from '../db/events.js';
 import type { Db } from '../db/open.js';
 
 export type EventType =
@@ -20,8 +22,12 @@ export interface BusEvent {
 
 export type Subscriber = (event: BusEvent) => void;
 
+/** Whose access just ended: every connection of a key, or of one session (by its token hash). */
+export type AccessEnded = { keyId: number } | { sessionHash: string };
+
 export class EventBus {
   private readonly subscribers = new Set<Subscriber>();
+  private readonly accessListeners = new Set<(ended: AccessEnded) => void>();
 
   constructor(private readonly db: Db, private readonly now: () => number) {}
 
@@ -58,7 +64,23 @@ export class EventBus {
     return eventsAfter(this.db, since, limit).map((r) => ({ id: r.id, at: r.at, type: r.type as EventType, payload: JSON.parse(r.payload) }));
   }
 
-  get subscriberCount(): number {
-    return this.subscribers.size;
+  /** The id of the newest stored event (0 when there is none). */
+  lastId(): number {
+    return lastEventId(this.db);
+  }
+
+  accessEnded(ended: AccessEnded): void {
+    for (const fn of this.accessListeners) {
+      try {
+        fn(ended);
+      } catch {
+        // as in broadcast: one listener must not stop the others
+      }
+    }
+  }
+
+  onAccessEnded(fn: (ended: AccessEnded) => void): () => void {
+    this.accessListeners.add(fn);
+    return () => this.accessListeners.delete(fn);
   }
 }

@@ -1,14 +1,16 @@
 // /ws: authenticated live events. A client that reconnects with ?since=<id>
 // first gets every stored event after that id, then live ones, with no gap
 // and no duplicate. Pings find dead peers; a client that cannot keep up is
-// dropped so that its queue cannot grow without bound.
+// dropped so that its queue cannot grow without bound. A socket whose key is
+// revoked, or whose session ends, is closed at once.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Context } from '../context.js';
-import { identify } from '../http/auth.js';
-import { lastEventId } from '../db/events.js';
-import type { BusEvent } from '../services/event-bus.js';
+import { AppError } from '../domain/errors.js';
+import { authService, crossOriginRefusal, type Principal } from '../services/auth.js';
+import type { AccessEnded, BusEvent } from '../services/event-bus.js';
 
 export interface WsOptions {
   heartbeatMs?: number;
@@ -23,9 +25,25 @@ export interface WsHandle {
   close(): Promise<void>;
 }
 
-function refuse(socket: Duplex, status: number, message: string): void {
-  const body = JSON.stringify({ error: { code: status === 401 ? 'unauthorized' : 'not_found', message } });
-  socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+const REFUSALS: Record<number, [code: string, reason: string]> = {
+  401: ['unauthorized', 'Unauthorized'],
+  403: ['forbidden', 'Forbidden'],
+  404: ['not_found', 'Not Found'],
+  429: ['too_many_requests', 'Too Many Requests'],
+  503: ['unavailable', 'Service Unavailable'],
+};
+
+function refuse(socket: Duplex, status: keyof typeof REFUSALS, message: string, extra = ''): void {
+  const [code, reason] = REFUSALS[status];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
+}
+
+/** Close code for a socket whose key was revoked or whose session ended (policy violation). */
+const ACCESS_ENDED = 1008;
+
+function ends(ended: AccessEnded, p: Principal): boolean {
+  return 'keyId' in ended ? ended.keyId === p.keyId : ended.sessionHash === p.sessionHash;
 }
 
 export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {}): WsHandle {
@@ -34,15 +52,49 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
   const log = ctx.log.ws;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const alive = new WeakMap<WebSocket, boolean>();
+  const auth = authService(ctx);
+  const principals = new Map<WebSocket, Principal>();
+  // The upgrade does not pass through express, so it borrows express's request
+  // getters (protocol, host, ip) under the same trust proxy setting:
+  // X-Forwarded-* count here exactly when they count for the API.
+  const proxyView = express();
+  proxyView.set('trust proxy', ctx.config.trustProxy);
+  const viewOf = (req: IncomingMessage): express.Request =>
+    Object.create(proxyView.request, { headers: { value: req.headers }, socket: { value: req.socket }, connection: { value: req.socket } });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws') return refuse(socket, 404, 'WebSocket endpoint is /ws');
-    const principal = identify(ctx, req.headers);
+    const view = viewOf(req);
+    const address = view.ip ?? req.socket.remoteAddress ?? 'unknown';
+    let principal: Principal | undefined;
+    try {
+      principal = auth.identify(req.headers, address);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_requests') return refuse(socket, 429, err.message, `retry-after: ${auth.retryAfterS(address)}\r\n`);
+      log.warn('could not authenticate an upgrade', { error: (err as Error).message });
+      return refuse(socket, 503, 'cannot check credentials now; try again');
+    }
     if (!principal) return refuse(socket, 401, 'sign in, or send Authorization: Bearer <api-key>');
+    if (principal.via === 'session') {
+      // Browsers send Origin on every upgrade; a page on another origin must not get the signed-in user's stream.
+      const refusal = crossOriginRefusal({
+        origin: view.get('origin'),
+        secFetchSite: view.get('sec-fetch-site'),
+        ownOrigin: view.host ? `${view.protocol}://${view.host}` : undefined,
+        allowed: ctx.config.allowedOrigins,
+        originRequired: true,
+      });
+      if (refusal) return refuse(socket, 403, refusal);
+    }
     const sinceRaw = url.searchParams.get('since');
     const since = sinceRaw !== null && /^\d+$/.test(sinceRaw) ? Number(sinceRaw) : null;
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, principal.role, since));
+    const who = principal;
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, who, since));
+  });
+
+  const stopAccessWatch = ctx.bus.onAccessEnded((ended) => {
+    for (const [ws, p] of principals) if (ends(ended, p)) ws.close(ACCESS_ENDED, 'access revoked');
   });
 
   function send(ws: WebSocket, message: unknown): boolean {
@@ -66,14 +118,16 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
     return ws.readyState === ws.OPEN;
   }
 
-  function onConnection(ws: WebSocket, role: string, since: number | null): void {
+  function onConnection(ws: WebSocket, principal: Principal, since: number | null): void {
+    principals.set(ws, principal);
+    ws.on('close', () => principals.delete(ws));
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     ws.on('error', (err) => log.warn('socket error', { error: err.message }));
     // Live events wait here while the backlog is replayed, then are handed over.
     let replaying = since !== null;
     const pending: BusEvent[] = [];
-    const last = lastEventId(ctx.db);
+    const last = ctx.bus.lastId();
     // A client that remembers an id beyond the log (a restored database) starts from the end.
     let lastSent = since === null ? last : Math.min(since, last);
     const unsubscribe = ctx.bus.subscribe((e) => {
@@ -85,7 +139,7 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
       }
     });
     ws.on('close', unsubscribe);
-    send(ws, { type: 'hello', role, lastEventId: last, replayFrom: since });
+    send(ws, { type: 'hello', role: principal.role, lastEventId: last, replayFrom: since });
     if (!replaying) return;
     void (async () => {
       // Paced by the socket draining, so a large backlog is not mistaken for a slow client.
@@ -130,6 +184,7 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
     close: () =>
       new Promise((resolve) => {
         clearInterval(heartbeat);
+        stopAccessWatch();
         for (const ws of wss.clients) ws.close(1001, 'server shutting down');
         wss.close(() => resolve());
       }),

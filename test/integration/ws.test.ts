@@ -27,6 +27,7 @@ class Client {
   readonly messages: Msg[] = [];
   private waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
   closed = false;
+  closeCode: number | undefined;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
@@ -38,7 +39,10 @@ class Client {
         return false;
       });
     });
-    ws.on('close', () => (this.closed = true));
+    ws.on('close', (code) => {
+      this.closed = true;
+      this.closeCode = code;
+    });
   }
 
   static open(url: string, headers: Record<string, string> = {}): Promise<Client> {
@@ -137,9 +141,9 @@ const servers: RunningServer[] = [];
 const clients: Client[] = [];
 const rawSockets: net.Socket[] = [];
 
-async function serve(name: string, ws: WsOptions = {}, log = silentLoggers()): Promise<RunningServer> {
+async function serve(name: string, ws: WsOptions = {}, log = silentLoggers(), env: Record<string, string> = {}): Promise<RunningServer> {
   const s = await startServer(
-    buildConfig({ port: '0', host: '127.0.0.1', dataDir: path.join(dir, name), modelsDir, adminKey: ADMIN_KEY, backend: 'wasm' }),
+    buildConfig({ port: '0', host: '127.0.0.1', dataDir: path.join(dir, name), modelsDir, adminKey: ADMIN_KEY, backend: 'wasm', ...env }),
     { log, ws },
   );
   servers.push(s);
@@ -230,7 +234,8 @@ describe('/ws authentication', () => {
     expect(res.status).toBe(201);
     const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0];
     expect(cookie).toMatch(/^lw_session=.+/);
-    const bySession = await connect(main, '', { cookie });
+    // Browsers send Origin on every WebSocket upgrade; the dashboard's is the server's own.
+    const bySession = await connect(main, '', { cookie, origin: main.url });
     expect(await bySession.waitFor((m) => m.type === 'hello')).toMatchObject({ role: 'admin' });
 
     const created = await api(main, 'POST', '/api/keys', { name: 'ws viewer', role: 'viewer' });
@@ -241,6 +246,85 @@ describe('/ws authentication', () => {
     const [r] = await upload(main, [NORMAL(2)]);
     for (const c of [bySession, viewer]) await c.waitFor((m) => m.type === 'image.scored' && m.payload.id === r.image.id, 10_000, 'image.scored');
     await Promise.all([bySession.close(), viewer.close()]);
+  });
+});
+
+/** Signs in with a key and returns the session cookie. */
+async function signIn(s: RunningServer, key: string): Promise<string> {
+  const res = await fetch(s.url + '/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });
+  expect(res.status).toBe(201);
+  return (res.headers.get('set-cookie') ?? '').split(';')[0];
+}
+
+describe('/ws cross-site hijacking', () => {
+  it('refuses a cookie upgrade from another origin on the same host, or with no Origin; accepts its own and listed ones', async () => {
+    const s = await serve('origins', {}, silentLoggers(), { allowedOrigins: 'https://ops.example.com' });
+    const ws = s.url.replace(/^http/, 'ws');
+    const cookie = await signIn(s, ADMIN_KEY);
+    const otherPort = `http://127.0.0.1:${Number(new URL(s.url).port) + 1}`;
+    expect(await refusedStatus(`${ws}/ws`, { cookie, origin: otherPort })).toBe(403);
+    expect(await refusedStatus(`${ws}/ws`, { cookie, origin: 'null' })).toBe(403);
+    expect(await refusedStatus(`${ws}/ws`, { cookie })).toBe(403);
+    expect(s.ws.clientCount()).toBe(0);
+
+    for (const origin of [s.url, 'https://ops.example.com']) {
+      const c = await connect(s, '', { cookie, origin });
+      expect(await c.waitFor((m) => m.type === 'hello')).toMatchObject({ role: 'admin' });
+      await c.close();
+    }
+    // X-Forwarded-Proto/Host count only behind a trusted proxy, as for the API.
+    const proxied = { cookie, origin: 'https://monitor.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'monitor.example.com' };
+    expect(await refusedStatus(`${ws}/ws`, proxied)).toBe(403);
+    const behindProxy = await serve('origins-proxied', {}, silentLoggers(), { trustProxy: 'loopback' });
+    const c = await connect(behindProxy, '', { ...proxied, cookie: await signIn(behindProxy, ADMIN_KEY) });
+    await c.waitFor((m) => m.type === 'hello');
+    await c.close();
+
+    // A bearer key cannot be sent by a page on another origin, so it is not checked.
+    const byKey = await connect(s, '', { authorization: `Bearer ${ADMIN_KEY}`, origin: otherPort });
+    await byKey.waitFor((m) => m.type === 'hello');
+    await byKey.close();
+  });
+
+  it('limits failed bearer keys on the upgrade like on the API (429)', async () => {
+    const s = await serve('limit');
+    const ws = s.url.replace(/^http/, 'ws');
+    for (let i = 0; i < 10; i++) expect(await refusedStatus(`${ws}/ws`, { authorization: `Bearer lw_guess_${i}` })).toBe(401);
+    expect(await refusedStatus(`${ws}/ws`, { authorization: `Bearer ${ADMIN_KEY}` })).toBe(429);
+  });
+});
+
+describe('/ws revocation', () => {
+  it('closes the sockets of a revoked key (its own and its sessions), and of a signed-out session, at once', async () => {
+    const s = await serve('revoke');
+    const created = await api(s, 'POST', '/api/keys', { name: 'to revoke', role: 'viewer' });
+    expect(created.status).toBe(201);
+    const viewerCookie = await signIn(s, created.body.key);
+    const adminCookie = await signIn(s, ADMIN_KEY);
+    const byKey = await connect(s, '', { authorization: `Bearer ${created.body.key}` });
+    const bySession = await connect(s, '', { cookie: viewerCookie, origin: s.url });
+    const admin = await connect(s, '', { cookie: adminCookie, origin: s.url });
+    const bystander = await connect(s);
+    for (const c of [byKey, bySession, admin, bystander]) await c.waitFor((m) => m.type === 'hello');
+
+    expect((await api(s, 'DELETE', `/api/keys/${created.body.id}`)).status).toBe(204);
+    await until(() => byKey.closed && bySession.closed, 2000, 'the revoked key sockets to close');
+    expect(byKey.closeCode).toBe(1008);
+    expect(admin.closed || bystander.closed).toBe(false);
+
+    // Nothing reaches them any more; the others still get events.
+    const e = s.ctx.bus.publish('training.progress', { n: 1 });
+    await bystander.waitFor((m) => m.id === e.id);
+    await admin.waitFor((m) => m.id === e.id);
+    expect([...byKey.events, ...bySession.events].some((m) => m.id === e.id)).toBe(false);
+
+    // Signing out ends that session's socket; the bearer-key socket stays.
+    const out = await fetch(s.url + '/api/session', { method: 'DELETE', headers: { cookie: adminCookie, origin: s.url } });
+    expect(out.status).toBe(204);
+    await until(() => admin.closed, 2000, 'the signed-out session socket to close');
+    expect(bystander.closed).toBe(false);
+    expect(s.ws.clientCount()).toBe(1);
+    await bystander.close();
   });
 });
 
