@@ -8,7 +8,7 @@ import { AppError } from './domain/errors.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
 import { createLoggers, type Loggers } from './logger.js';
 import { DIST_DIR } from './paths.js';
-import { bootstrapAdmin } from './services/auth.js';
+import { AuthService, bootstrapAdmin } from './services/auth.js';
 import { EventBus } from './services/event-bus.js';
 import { FileStore } from './services/file-store.js';
 import { HealthService, leftoversWithoutDatabase, type HealthOptions } from './services/health.js';
@@ -36,6 +36,8 @@ export interface Context {
   jobs: TrainingJobs;
   retention: Retention;
   health: HealthService;
+  /** Who is calling: keys, sessions, the failed-key limit and the CSRF rule, shared by HTTP and /ws. */
+  auth: AuthService;
   /** Set on first start when no admin key existed and none was configured: print it once. */
   generatedAdminKey?: string;
   close(): Promise<void>;
@@ -71,6 +73,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const health = new HealthService({ db, dbFile, dbIdentity, dataDir: config.dataDir, log: log.db, now, options: o.health });
   const { generated } = bootstrapAdmin(db, config.adminKey, now());
   const bus = new EventBus(db, now);
+  const auth = new AuthService({ db, bus, now, log: log.db });
   const files = o.files ?? new FileStore(config.dataDir);
   const registry = new ModelRegistry(db, config.modelsDir, bus, log.ml, now);
   await registry.syncFromDisk();
@@ -83,7 +86,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const retention = new Retention(db, files, config.retentionDays, log.retention, now);
 
   return {
-    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention, health,
+    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention, health, auth,
     generatedAdminKey: generated,
     async close() {
       health.stop();

@@ -60,6 +60,8 @@ function drawModelName(): void {
 }
 
 async function startApp(): Promise<void> {
+  // Who is signed in, and what they may see, before anything is shown.
+  applyRole();
   $('signin').hidden = true;
   $('app').hidden = false;
   const [models, images, rules, alerts] = await Promise.all([
@@ -93,7 +95,7 @@ async function startApp(): Promise<void> {
       case 'training.finished':
       case 'model.activated': return modelsView.refresh();
     }
-  }, setConnection);
+  }, setConnection, () => showSignIn('Your key was revoked or your session ended: sign in again.'));
   stream.start();
 
   const show = () => {

@@ -3,6 +3,9 @@
 // away is missed.
 import type { WireEvent, WireMessage } from '../../server/domain/wire.js';
 
+/** The close code /ws uses when a caller's key is revoked or its session ends. */
+const POLICY_VIOLATION = 1008;
+
 export type ConnectionState = 'connecting' | 'live' | 'offline';
 
 export class LiveStream {
@@ -15,6 +18,8 @@ export class LiveStream {
   constructor(
     private readonly onEvent: (e: WireEvent, replayed: boolean) => void,
     private readonly onState: (s: ConnectionState, lastId: number | null) => void,
+    /** The server ended this caller's access (key revoked, signed out): retrying cannot help. */
+    private readonly onAccessEnded: () => void = () => {},
   ) {}
 
   start(): void {
@@ -49,10 +54,16 @@ export class LiveStream {
       this.lastId = msg.id;
       this.onEvent(msg, msg.id <= replayUntil);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
+      if (ev.code === POLICY_VIOLATION) {
+        this.stopped = true;
+        this.onState('offline', this.lastId);
+        this.onAccessEnded();
+        return;
+      }
       this.onState('offline', this.lastId);
       this.timer = window.setTimeout(() => this.connect(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 10_000);

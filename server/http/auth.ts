@@ -4,7 +4,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Context } from '../context.js';
 import { AppError } from '../domain/errors.js';
 import { hasRole, type Role } from '../domain/roles.js';
-import { authService, crossOriginRefusal, type AuthService, type Principal } from '../services/auth.js';
+import { crossOriginRefusal, type AuthService, type Principal } from '../services/auth.js';
 
 export type { Principal } from '../services/auth.js';
 
@@ -39,7 +39,7 @@ export function passError(auth: AuthService, req: Request, res: Response, next: 
 }
 
 export function authenticate(ctx: Context): RequestHandler {
-  const auth = authService(ctx);
+  const auth = ctx.auth;
   return (req, res, next) => {
     try {
       req.principal = auth.identify(req.headers, clientAddress(req));

@@ -241,18 +241,3 @@ export class AuthService {
     }
   }
 }
-
-const services = new WeakMap<object, AuthService>();
-
-/**
- * The one AuthService of a context, shared by the HTTP routes and /ws (its
- * limiter and touch times must be the same for both).
- */
-export function authService(ctx: { db: Db; bus: EventBus; clock: { now(): number }; log: { db: Logger } }): AuthService {
-  let s = services.get(ctx);
-  if (!s) {
-    s = new AuthService({ db: ctx.db, bus: ctx.bus, now: () => ctx.clock.now(), log: ctx.log.db });
-    services.set(ctx, s);
-  }
-  return s;
-}

@@ -9,7 +9,7 @@ import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Context } from '../context.js';
 import { AppError } from '../domain/errors.js';
-import { authService, crossOriginRefusal, type Principal } from '../services/auth.js';
+import { crossOriginRefusal, type Principal } from '../services/auth.js';
 import type { AccessEnded, BusEvent } from '../services/event-bus.js';
 
 export interface WsOptions {
@@ -52,7 +52,7 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
   const log = ctx.log.ws;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const alive = new WeakMap<WebSocket, boolean>();
-  const auth = authService(ctx);
+  const auth = ctx.auth;
   const principals = new Map<WebSocket, Principal>();
   // The upgrade does not pass through express, so it borrows express's request
   // getters (protocol, host, ip) under the same trust proxy setting:

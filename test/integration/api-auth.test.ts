@@ -85,7 +85,7 @@ describe('route x role matrix', () => {
     const text = JSON.stringify(res.json);
     expect(text).not.toContain(s.keys.admin);
     expect(text).not.toMatch(/dataDir|\/tmp\//);
-    expect(Object.keys(res.json).sort()).toEqual(['activeModel', 'backend', 'database', 'queues', 'status']);
+    expect(Object.keys(res.json).sort()).toEqual(['activeModel', 'backend', 'checks', 'database', 'queues', 'status']);
   });
 });
 

@@ -4,13 +4,13 @@ import type { Context } from '../../context.js';
 import { audit, listAudit } from '../../db/audit.js';
 import { AppError } from '../../domain/errors.js';
 import { isRole } from '../../domain/roles.js';
-import { authService, parseCookies, SESSION_COOKIE, SESSION_TTL_MS } from '../../services/auth.js';
+import { parseCookies, SESSION_COOKIE, SESSION_TTL_MS } from '../../services/auth.js';
 import { clientAddress, originRefusal, passError, principalOf, requireRole } from '../auth.js';
 import { idParam, objectBody, strParam } from '../params.js';
 
 export function sessionRouter(ctx: Context): Router {
   const r = Router();
-  const auth = authService(ctx);
+  const auth = ctx.auth;
   r.post('/', (req, res, next) => {
     // Login CSRF: another origin must not sign the browser in to a key of its choosing.
     const refusal = originRefusal(ctx, req, false);
@@ -42,7 +42,7 @@ export function sessionRouter(ctx: Context): Router {
 
 export function keysRouter(ctx: Context): Router {
   const r = Router();
-  const auth = authService(ctx);
+  const auth = ctx.auth;
   r.get('/', requireRole('admin'), (_req, res) => {
     res.json({ keys: auth.listKeys() });
   });
