@@ -220,6 +220,16 @@ describe('the dashboard', () => {
     await shot('13-operator-models');
   });
 
+  it('returns to sign-in with a message when the signed-in key is revoked', async () => {
+    const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+    const { keys } = (await (await fetch(`${server.url}/api/keys`, { headers: admin })).json()) as { keys: { id: number; name: string }[] };
+    const operator = keys.find((k) => k.name === 'line operator')!;
+    expect((await fetch(`${server.url}/api/keys/${operator.id}`, { method: 'DELETE', headers: admin })).status).toBe(204);
+    await page.waitForSelector('#signin:not([hidden])');
+    await expect(page.textContent('#signin-error')).resolves.toMatch(/revoked/);
+    expect(await page.isHidden('#app')).toBe(true);
+  });
+
   it('logged no console errors or warnings', () => {
     expect(consoleProblems).toEqual([]);
   });
