@@ -32,6 +32,37 @@ export function pValue(cal: ChannelCalibration, s: number): number {
   return Math.exp(-(s - max) / tailScale) / (n + 1);
 }
 
+/** Index of the first element > s in an ascending array. */
+function upperBound(sorted: readonly number[], s: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The lower-tail mirror of pValue: p = (1 + #{v <= s}) / (n + 1), falling
+ * exponentially below the smallest calibration score.
+ */
+export function lowerPValue(cal: ChannelCalibration, s: number): number {
+  const { scores } = cal;
+  const n = scores.length;
+  if (n === 0 || Number.isNaN(s)) return 1;
+  const min = scores[0];
+  if (s >= min) return (1 + upperBound(scores, s)) / (n + 1);
+  const scale = cal.lowTailScale ?? cal.tailScale;
+  return Math.exp(-(min - s) / scale) / (n + 1);
+}
+
+/** Unusual in either direction: twice the smaller tail, at most 1. */
+export function twoSidedPValue(cal: ChannelCalibration, s: number): number {
+  return Math.min(1, 2 * Math.min(pValue(cal, s), lowerPValue(cal, s)));
+}
+
 /** Share of calibration scores below s, as a percentage (ties count half). */
 export function percentile(sorted: readonly number[], s: number): number {
   const n = sorted.length;
@@ -73,9 +104,18 @@ export function fisherStatistic(ps: readonly number[]): number {
   return -2 * ps.reduce((sum, p) => sum + Math.log(p), 0);
 }
 
-function channelCalibration(values: readonly number[], falseAlarmRate: number): ChannelCalibration {
+function channelCalibration(values: readonly number[], falseAlarmRate: number, twoSided = false): ChannelCalibration {
   const scores = Array.from(Float64Array.from(values).sort());
-  return { scores, threshold: thresholdAt(scores, falseAlarmRate), tailScale: tailScaleOf(scores) };
+  const cal: ChannelCalibration = { scores, threshold: thresholdAt(scores, falseAlarmRate), tailScale: tailScaleOf(scores) };
+  // The bottom tail, measured as the top tail of the negated scores.
+  if (twoSided) cal.lowTailScale = tailScaleOf(scores.map((v) => -v).reverse());
+  return cal;
+}
+
+export interface CalibrationExtras {
+  /** Channels whose low values are abnormal too. */
+  twoSided?: Channel[];
+  local?: Calibration['local'];
 }
 
 /**
@@ -92,21 +132,31 @@ export function buildCalibration(
   scores: Record<Channel, readonly number[]>,
   falseAlarmRate: number,
   heatmapScale: number,
+  extras: CalibrationExtras = {},
 ): Calibration {
   const n = scores.kl.length;
+  const twoSided = new Set(extras.twoSided ?? []);
   const channels = {} as Record<Channel, ChannelCalibration>;
-  for (const ch of CHANNELS) channels[ch] = channelCalibration(scores[ch], falseAlarmRate);
-  const fisher = Array.from({ length: n }, (_, i) =>
-    fisherStatistic(CHANNELS.map((ch) => (n - lowerBound(channels[ch].scores, scores[ch][i])) / n)),
-  );
-  return { n, falseAlarmRate, channels, combined: channelCalibration(fisher, falseAlarmRate), heatmapScale };
+  for (const ch of CHANNELS) channels[ch] = channelCalibration(scores[ch], falseAlarmRate, twoSided.has(ch));
+  // Leave-one-out p-values of each calibration image, in the same sidedness assess() uses.
+  const looP = (ch: Channel, v: number) => {
+    const upper = (n - lowerBound(channels[ch].scores, v)) / n;
+    if (!twoSided.has(ch)) return upper;
+    return Math.min(1, 2 * Math.min(upper, upperBound(channels[ch].scores, v) / n));
+  };
+  const fisher = Array.from({ length: n }, (_, i) => fisherStatistic(CHANNELS.map((ch) => looP(ch, scores[ch][i]))));
+  const cal: Calibration = { n, falseAlarmRate, channels, combined: channelCalibration(fisher, falseAlarmRate), heatmapScale };
+  if (extras.twoSided?.length) cal.twoSided = [...extras.twoSided];
+  if (extras.local) cal.local = extras.local;
+  return cal;
 }
 
 export function assess(cal: Calibration, raw: RawScores): Assessment {
   const p = {} as Assessment['p'];
   const pct = {} as Assessment['percentile'];
+  const twoSided = new Set(cal.twoSided ?? []);
   for (const ch of CHANNELS) {
-    p[ch] = pValue(cal.channels[ch], raw[ch]);
+    p[ch] = twoSided.has(ch) ? twoSidedPValue(cal.channels[ch], raw[ch]) : pValue(cal.channels[ch], raw[ch]);
     pct[ch] = percentile(cal.channels[ch].scores, raw[ch]);
   }
   const ps = CHANNELS.map((ch) => p[ch]);

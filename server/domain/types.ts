@@ -7,7 +7,12 @@ export type Channel = (typeof CHANNELS)[number];
 export interface RawScores {
   /** KL(q(z|x) || N(0, I)) in nats, summed over latent dimensions. */
   kl: number;
-  /** Mean squared error per pixel of the decoder mean at z = mu. */
+  /**
+   * Reconstruction error of the decoder mean at z = mu. Models with local
+   * statistics (calibration.local): the mean of the worst 1 % of the
+   * standardised local error map, in standard deviations of normal images;
+   * older models: the mean squared error over all pixels.
+   */
   recon: number;
   /** Negative ELBO in nats per image: reconstruction NLL + KL. */
   elbo: number;
@@ -60,6 +65,27 @@ export interface ChannelCalibration {
   threshold: number;
   /** Mean excess of the top decile: scale of the exponential tail beyond the maximum. */
   tailScale: number;
+  /** The same for the bottom decile, below the minimum (two-sided channels). */
+  lowTailScale?: number;
+}
+
+/**
+ * How a reconstruction becomes the local error map (see ml/local-maps.ts),
+ * learned from normal training images.
+ */
+export interface LocalMapStats {
+  /** Mean squared error and mean 1 − SSIM per pixel: each error is divided by its own. */
+  sqScale: number;
+  dssimScale: number;
+  /** Per pixel (row-major, size x size): mean and standard deviation of the weighted error. */
+  pixelMean: number[];
+  pixelStd: number[];
+  /** Added to every pixel's deviation so that a pixel that never varies cannot explode. */
+  floor: number;
+  /** Side of the square smoothing window. */
+  window: number;
+  /** Share of the worst pixels whose mean is the image's recon score. */
+  topFraction: number;
 }
 
 export interface Calibration {
@@ -67,12 +93,24 @@ export interface Calibration {
   falseAlarmRate: number;
   channels: Record<Channel, ChannelCalibration>;
   /**
+   * Channels whose low values are as abnormal as high ones (a blank frame
+   * carries less information than a normal one and gets a low KL): their
+   * p-value is two-sided. Absent in older models (every channel one-sided).
+   */
+  twoSided?: Channel[];
+  /** Local error maps (absent in older models: recon is the mean squared error). */
+  local?: LocalMapStats;
+  /**
    * Fisher statistics -2·Σ log p of the calibration images (leave-one-out
    * p-values): the null distribution the combined p-value is read from.
    * Absent in models calibrated before it existed (Bonferroni is used then).
    */
   combined?: ChannelCalibration;
-  /** Per-pixel squared error that maps to the top of the heatmap colour scale. */
+  /**
+   * Map value at the top of the heatmap's colour scale, fixed at calibration
+   * so that a clean image looks clean: the squared error (older models) or
+   * the local map's value at the recon threshold.
+   */
   heatmapScale: number;
 }
 

@@ -20,10 +20,23 @@ function rampColour(t: number): [number, number, number] {
  * heatmapScale: the same error always gets the same colour, so a clean image
  * stays dark instead of being stretched to full range.
  */
-export async function heatmapPng(errors: Float32Array, size: number, scale: number, outSize = size): Promise<Buffer> {
+export type HeatmapKind = 'squared' | 'local';
+
+/**
+ * Where on the colour ramp a map value sits. Squared errors: by their root,
+ * scale at two thirds. Local maps (standard deviations from normal, the very
+ * map the verdict scores): linear from 0, the recon threshold at two thirds,
+ * so that what can raise an alert is orange to yellow and a normal image is dark.
+ */
+export function heatmapLevel(value: number, scale: number, kind: HeatmapKind): number {
+  if (kind === 'local') return Math.max(0, value) / scale / 1.5;
+  return Math.sqrt(Math.max(0, value) / scale) / 1.5;
+}
+
+export async function heatmapPng(errors: Float32Array, size: number, scale: number, outSize = size, kind: HeatmapKind = 'squared'): Promise<Buffer> {
   const rgb = Buffer.alloc(size * size * 3);
   for (let i = 0; i < errors.length; i++) {
-    const [r, g, b] = rampColour(Math.sqrt(errors[i] / scale) / 1.5);
+    const [r, g, b] = rampColour(heatmapLevel(errors[i], scale, kind));
     rgb[i * 3] = r;
     rgb[i * 3 + 1] = g;
     rgb[i * 3 + 2] = b;

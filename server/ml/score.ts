@@ -2,8 +2,9 @@
 // error map and the reconstruction. Everything runs in tf.tidy; only plain
 // typed arrays leave this module.
 import * as tf from '@tensorflow/tfjs';
-import type { Likelihood, RawScores } from '../domain/types.js';
+import type { Likelihood, LocalMapStats, RawScores } from '../domain/types.js';
 import { pixelsPerImage, type ImageSet } from './dataset.js';
+import { localMap, localScore, pixelErrors } from './local-maps.js';
 import { klPerImage, reconNll } from './loss.js';
 import type { Vae } from './vae.js';
 
@@ -11,10 +12,12 @@ export interface ScoringModel {
   vae: Vae;
   likelihood: Likelihood;
   sigma2: number;
+  /** Local error maps: recon and the error maps come from them when present. */
+  local?: LocalMapStats;
 }
 
 export interface ScoreOptions {
-  /** Keep each image's per-pixel squared error (size x size, mean over channels). */
+  /** Keep each image's error map (size x size): the local map, or the squared error for older models. */
   errorMaps?: boolean;
   /** Keep each image's reconstruction (size x size x channels). */
   reconstructions?: boolean;
@@ -32,22 +35,36 @@ function scoreBatch(m: ScoringModel, x: Float32Array, n: number, set: ImageSet, 
   const tensors = tf.tidy(() => {
     const xt = tf.tensor4d(x, [n, size, size, channels]);
     const [mu, logVar, xHat] = m.vae.model.predict(xt) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor4D];
-    const sq = xt.sub(xHat).square();
     const klT = klPerImage(mu, logVar);
+    let recon: tf.Tensor1D;
+    let maps: tf.Tensor;
+    if (m.local) {
+      const { sq, dssim } = pixelErrors(xt, xHat);
+      maps = localMap(sq, dssim, m.local);
+      recon = localScore(maps as tf.Tensor4D, m.local.topFraction);
+    } else {
+      const sq = xt.sub(xHat).square();
+      recon = sq.mean([1, 2, 3]) as tf.Tensor1D;
+      maps = sq.mean(3);
+    }
     return {
       kl: klT,
-      recon: sq.mean([1, 2, 3]),
+      recon,
       elbo: reconNll(xt, xHat, m.likelihood, m.sigma2).add(klT),
-      ...(o.errorMaps ? { maps: sq.mean(3) } : {}),
+      ...(o.errorMaps ? { maps } : {}),
       ...(o.reconstructions ? { rec: xHat } : {}),
     };
   });
-  const kl = tensors.kl.dataSync();
-  const recon = tensors.recon.dataSync();
-  const elbo = tensors.elbo.dataSync();
-  const maps = tensors.maps?.dataSync();
-  const rec = tensors.rec?.dataSync();
-  tf.dispose(tensors);
+  let kl, recon, elbo, maps, rec;
+  try {
+    kl = tensors.kl.dataSync();
+    recon = tensors.recon.dataSync();
+    elbo = tensors.elbo.dataSync();
+    maps = tensors.maps?.dataSync();
+    rec = tensors.rec?.dataSync();
+  } finally {
+    tf.dispose(tensors);
+  }
   const mapSize = size * size;
   const p = pixelsPerImage(set);
   for (let i = 0; i < n; i++) {

@@ -30,7 +30,7 @@ export function disposeDetector(d: Detector): void {
 }
 
 export function scoringModel(d: Detector): ScoringModel {
-  return { vae: d.vae, likelihood: d.meta.likelihood.kind, sigma2: d.meta.likelihood.sigma2 };
+  return { vae: d.vae, likelihood: d.meta.likelihood.kind, sigma2: d.meta.likelihood.sigma2, local: d.meta.calibration.local };
 }
 
 export function scoreSet(d: Detector, set: ImageSet, batchSize = 64): ScoredImage[] {

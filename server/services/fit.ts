@@ -2,10 +2,11 @@
 // rest, then calibrate every channel on the held-out split (docs/architecture.md,
 // Scores and calibration).
 import { AppError } from '../domain/errors.js';
-import { buildCalibration } from '../domain/calibration.js';
+import { buildCalibration, thresholdAt } from '../domain/calibration.js';
 import type { Calibration, ModelMeta, TrainOptions, TrainProgress } from '../domain/types.js';
 import { subset, type ImageSet } from '../ml/dataset.js';
 import { mulberry32, shuffledIndices } from '../ml/random.js';
+import { fitLocalStats } from '../ml/local-maps.js';
 import { scoreImages } from '../ml/score.js';
 import { trainVae, type TrainResult } from '../ml/train.js';
 import { datasetBytes, gib, MAX_DATASET_BYTES, MAX_STEP_BYTES, trainingStepBytes } from '../ml/memory.js';
@@ -96,10 +97,11 @@ export interface FittedDetector {
   split: { train: number; validation: number };
 }
 
-/** The value below which `q` of the numbers fall (nearest rank). */
-function quantile(values: Float32Array, q: number): number {
-  const sorted = Float32Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+/** The seeded split fitDetector makes: held-out images for calibration first, the rest for training. */
+export function calibrationSplit(set: ImageSet, o: Pick<TrainOptions, 'seed' | 'validationFraction' | 'minValidation'>): { train: ImageSet; val: ImageSet } {
+  const order = shuffledIndices(set.count, mulberry32(o.seed));
+  const nVal = validationCount(set.count, o.validationFraction, o.minValidation);
+  return { val: subset(set, order.subarray(0, nVal)), train: subset(set, order.subarray(nVal)) };
 }
 
 export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHooks = {}): Promise<FittedDetector> {
@@ -107,10 +109,7 @@ export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHook
   if (set.count < MIN_TRAINING_IMAGES) {
     throw new AppError('not_enough_images', `need at least ${MIN_TRAINING_IMAGES} readable normal images to train, got ${set.count}`);
   }
-  const order = shuffledIndices(set.count, mulberry32(o.seed));
-  const nVal = validationCount(set.count, o.validationFraction, o.minValidation);
-  const val = subset(set, order.subarray(0, nVal));
-  const train = subset(set, order.subarray(nVal));
+  const { train, val } = calibrationSplit(set, o);
 
   if (o.batchSize === AUTO_BATCH) o = { ...o, batchSize: autoBatchSize(train.count) };
   const vae = createVae({ size: o.size, channels: o.channels, latent: o.latent, baseFilters: o.baseFilters, seed: o.seed });
@@ -118,21 +117,16 @@ export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHook
     const training = await trainVae(vae, train, val, { ...o, ...hooks });
     hooks.onProgress?.({ type: 'calibrating', images: val.count });
     const likelihood = { kind: o.likelihood, sigma2: training.sigma2 };
-    const scored = scoreImages({ vae, likelihood: o.likelihood, sigma2: training.sigma2 }, val, { errorMaps: true });
-    const pixelErrors = new Float32Array(scored.errorMaps.reduce((a, m) => a + m.length, 0));
-    let offset = 0;
-    for (const m of scored.errorMaps) {
-      pixelErrors.set(m, offset);
-      offset += m.length;
-    }
+    // Per-pixel normalisation from the training split; calibration from the held-out one.
+    const local = fitLocalStats(vae, train);
+    const scored = scoreImages({ vae, likelihood: o.likelihood, sigma2: training.sigma2, local }, val);
+    const recon = scored.scores.map((s) => s.recon);
     const calibration = buildCalibration(
-      {
-        kl: scored.scores.map((s) => s.kl),
-        recon: scored.scores.map((s) => s.recon),
-        elbo: scored.scores.map((s) => s.elbo),
-      },
+      { kl: scored.scores.map((s) => s.kl), recon, elbo: scored.scores.map((s) => s.elbo) },
       o.falseAlarmRate,
-      quantile(pixelErrors, 0.999),
+      // The heatmap's colour scale: a region as bad as the recon threshold is near the top.
+      thresholdAt(Array.from(Float64Array.from(recon).sort()), o.falseAlarmRate),
+      { twoSided: ['kl'], local },
     );
     return { vae, likelihood, calibration, training, options: o, split: { train: train.count, validation: val.count } };
   } catch (err) {

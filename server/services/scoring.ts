@@ -133,7 +133,7 @@ export class ScoringService {
     const [thumb, rec, heat] = await Promise.all([
       thumbnailPng(u.bytes),
       pixelsPng(reconstruction, meta.input.size, meta.input.channels, view),
-      heatmapPng(errorMap, meta.input.size, meta.calibration.heatmapScale, view),
+      heatmapPng(errorMap, meta.input.size, meta.calibration.heatmapScale, view, meta.calibration.local ? 'local' : 'squared'),
     ]);
     const [original, thumbnail, reconstructionRel, heatmap] = await Promise.all([
       files.put(originalPath(hash, decoded.format), u.bytes),

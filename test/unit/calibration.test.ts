@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assess, auroc, buildCalibration, combinePValues, fisherStatistic, percentile, pValue, tailScaleOf, thresholdAt } from '../../server/domain/calibration.js';
+import { assess, auroc, buildCalibration, combinePValues, fisherStatistic, lowerPValue, percentile, pValue, tailScaleOf, thresholdAt, twoSidedPValue } from '../../server/domain/calibration.js';
 import { mulberry32 } from '../../server/ml/random.js';
 
 const ascending = Array.from({ length: 99 }, (_, i) => i + 1); // 1..99
@@ -30,6 +30,23 @@ describe('pValue', () => {
   });
   it('treats NaN as no evidence', () => {
     expect(pValue(cal, NaN)).toBe(1);
+  });
+});
+
+describe('two-sided p-values', () => {
+  const cal = { scores: ascending, threshold: 99, tailScale: tailScaleOf(ascending), lowTailScale: tailScaleOf(ascending) };
+  it('mirror the upper tail below the calibration range', () => {
+    expect(lowerPValue(cal, 1)).toBeCloseTo(2 / 100);
+    expect(lowerPValue(cal, 99)).toBe(1);
+    expect(lowerPValue(cal, 0.5)).toBeLessThanOrEqual(1 / 100);
+    expect(lowerPValue(cal, -50)).toBeLessThan(lowerPValue(cal, -10));
+  });
+  it('are twice the smaller tail, at most 1, and small at both ends', () => {
+    expect(twoSidedPValue(cal, 50)).toBe(1);
+    expect(twoSidedPValue(cal, 99)).toBeCloseTo(4 / 100);
+    expect(twoSidedPValue(cal, 1)).toBeCloseTo(4 / 100);
+    expect(twoSidedPValue(cal, -100)).toBeLessThan(1e-4);
+    expect(twoSidedPValue(cal, 300)).toBeLessThan(1e-4);
   });
 });
 
@@ -79,6 +96,30 @@ describe('the calibrated combined p-value', () => {
       expect(alarms / 4000, `alpha ${alpha}`).toBeGreaterThan(alpha * 0.6);
       expect(alarms / 4000, `alpha ${alpha}`).toBeLessThan(alpha * 1.4);
     }
+  });
+
+  it('keeps its false-alarm rate with a two-sided channel', () => {
+    const cal = buildCalibration(normalImages(2000, 4), 0.01, 1, { twoSided: ['kl'] });
+    expect(cal.twoSided).toEqual(['kl']);
+    const fresh = normalImages(4000, 5);
+    for (const alpha of [0.01, 0.05]) {
+      let alarms = 0;
+      for (let i = 0; i < 4000; i++) if (assess(cal, { kl: fresh.kl[i], recon: fresh.recon[i], elbo: fresh.elbo[i] }).p.combined < alpha) alarms++;
+      expect(alarms / 4000, `alpha ${alpha}`).toBeGreaterThan(alpha * 0.6);
+      expect(alarms / 4000, `alpha ${alpha}`).toBeLessThan(alpha * 1.4);
+    }
+  });
+
+  it('flags a channel far below normal only where that channel is two-sided', () => {
+    const images = normalImages(500, 6);
+    const oneSided = buildCalibration(images, 0.01, 1);
+    const twoSided = buildCalibration(images, 0.01, 1, { twoSided: ['kl'] });
+    const median = (ch: 'recon' | 'elbo') => [...images[ch]].sort((a, b) => a - b)[250];
+    // A blank frame: far less information than any normal image, the rest typical.
+    const blank = { kl: -20, recon: median('recon'), elbo: median('elbo') };
+    expect(assess(oneSided, blank).anomaly).toBe(false);
+    expect(assess(twoSided, blank).p.kl).toBeLessThan(1e-4);
+    expect(assess(twoSided, blank).anomaly).toBe(true);
   });
 
   it('adds evidence up: moderately high on two channels beats high on one', () => {
