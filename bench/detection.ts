@@ -20,7 +20,8 @@ import { CHANNELS, type Calibration, type TrainOptions } from '../server/domain/
 import { initBackend } from '../server/ml/backend.js';
 import { loadImages, type ImageSet } from '../server/ml/dataset.js';
 import { scoreImages } from '../server/ml/score.js';
-import { calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector } from '../server/services/fit.js';
+import { loadModel, saveModel } from '../server/ml/model-store.js';
+import { calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector, type FittedDetector } from '../server/services/fit.js';
 import { machine, writeResult } from './results-file.js';
 
 const { values: v } = parseArgs({
@@ -31,6 +32,9 @@ const { values: v } = parseArgs({
     size: { type: 'string' },
     seed: { type: 'string' },
     tag: { type: 'string' },
+    /** Keep the trained model here, or judge a model saved before instead of training. */
+    save: { type: 'string' },
+    model: { type: 'string' },
   },
 });
 
@@ -87,13 +91,35 @@ const [trainSet, normalSet, anomalousSet] = [await load(data.train), await load(
 console.error(`${v.dataset}: ${trainSet.count} training normals, ${normalSet.count} test normals, ${anomalousSet.count} test anomalies; backend ${backend.name}; ${options.size} px, ${options.epochs} epochs`);
 
 const started = performance.now();
-const fitted = await fitDetector(trainSet, options, {
-  onProgress: (e) => {
-    if (e.type === 'epoch') process.stderr.write(`\repoch ${e.epoch}/${e.epochs} val ${e.valLoss.toFixed(1)} ${Math.round(e.imagesPerSecond)} img/s   `);
-  },
-});
+const fitted = v.model
+  ? await loadFitted(v.model)
+  : await fitDetector(trainSet, options, {
+      onProgress: (e) => {
+        if (e.type === 'epoch') process.stderr.write(`\repoch ${e.epoch}/${e.epochs} val ${e.valLoss.toFixed(1)} ${Math.round(e.imagesPerSecond)} img/s   `);
+      },
+    });
 const trainSeconds = (performance.now() - started) / 1000;
 process.stderr.write('\n');
+if (v.save && !v.model) {
+  await saveModel(v.save, fitted.vae, {
+    format: 'latentwatch-vae/1', id: path.basename(v.save), createdAt: new Date().toISOString(),
+    input: { size: options.size, channels: options.channels, resize: 'fill' }, options: fitted.options, likelihood: fitted.likelihood,
+    dataset: { source: v.dataset!, images: trainSet.count, train: fitted.split.train, validation: fitted.split.validation, skipped: 0 },
+    training: { epochs: fitted.training.epochs, bestEpoch: fitted.training.bestEpoch, stoppedEarly: fitted.training.stoppedEarly, seconds: fitted.training.seconds, imagesPerSecond: fitted.training.imagesPerSecond },
+    calibration: fitted.calibration, parameters: fitted.vae.model.countParams(), backend: backend.name,
+  });
+}
+
+/** A saved model in the shape fitDetector returns (training figures from its meta.json). */
+async function loadFitted(dir: string): Promise<FittedDetector> {
+  const { vae, meta } = await loadModel(dir);
+  const { train, val } = calibrationSplit(trainSet, meta.options);
+  return {
+    vae, likelihood: meta.likelihood, calibration: meta.calibration, options: meta.options,
+    training: { ...meta.training, sigma2: meta.likelihood.sigma2 } as unknown as FittedDetector['training'],
+    split: { train: train.count, validation: val.count },
+  };
+}
 const base = { vae: fitted.vae, likelihood: fitted.options.likelihood, sigma2: fitted.likelihood.sigma2 };
 
 // The legacy judgement on the same weights and the same held-out split.
@@ -129,6 +155,9 @@ for (const scheme of schemes) {
       a[ch] = auroc(ni.map((i) => rank(neg[i])), pi.map((i) => rank(pos[i])));
     }
     a.combined = auroc(ni.map((i) => -Math.log(neg[i].p.combined)), pi.map((i) => -Math.log(pos[i].p.combined)));
+    // For comparison only: Tippett's minimum p over the channels, uncalibrated.
+    const minP = (s: (typeof neg)[number]) => -Math.log(Math.min(...CHANNELS.map((ch) => s.p[ch])));
+    a.minP = auroc(ni.map((i) => minP(neg[i])), pi.map((i) => minP(pos[i])));
     const perType: Record<string, string> = {};
     for (const t of [...new Set(pi.map((i) => data.anomalous[i].type))]) {
       const idx = pi.filter((i) => data.anomalous[i].type === t);
@@ -143,7 +172,7 @@ for (const scheme of schemes) {
       anomalous: pi.length,
     };
     const g = groups[group] as { falseAlarmRate: number; detectionRate: number };
-    console.log(`${scheme.name.padEnd(40)} ${group.padEnd(5)} ${[...CHANNELS, 'combined'].map((ch) => `${ch} ${a[ch].toFixed(3)}`).join('  ')}  false alarms ${(100 * g.falseAlarmRate).toFixed(1)}%  detected ${(100 * g.detectionRate).toFixed(1)}%  ${Object.entries(perType).map(([t, s]) => `${t} ${s}`).join(' ')}`);
+    console.log(`${scheme.name.padEnd(40)} ${group.padEnd(5)} ${[...CHANNELS, 'combined', 'minP'].map((ch) => `${ch} ${a[ch].toFixed(3)}`).join('  ')}  false alarms ${(100 * g.falseAlarmRate).toFixed(1)}%  detected ${(100 * g.detectionRate).toFixed(1)}%  ${Object.entries(perType).map(([t, s]) => `${t} ${s}`).join(' ')}`);
   }
   results.push({ scheme: scheme.name, scoringImagesPerSecond: imagesPerSecond, groups });
 }

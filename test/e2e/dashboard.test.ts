@@ -131,7 +131,9 @@ describe('the dashboard', () => {
       }));
       expect(loaded, alt).toBe(true);
     }
-    await expect(page.textContent('#detail-scores')).resolves.toMatch(/KL divergence.*reconstruction MSE.*negative ELBO.*combined/s);
+    await expect(page.textContent('#detail-scores')).resolves.toMatch(/KL divergence.*reconstruction \(worst region\).*negative ELBO.*combined/s);
+    expect(await page.isVisible('#heatmap-legend')).toBe(true);
+    await expect(page.textContent('#heatmap-legend')).resolves.toMatch(/alert threshold/);
     await shot('08-detail');
     await page.click('#image-detail button:has-text("Close")');
   });

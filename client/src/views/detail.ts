@@ -34,13 +34,21 @@ export async function openDetail(id: number): Promise<void> {
         h('button', { onclick: () => d.close(), 'aria-label': 'Close' }, 'Close')),
       h('p', { class: 'muted' }, `#${img.id} · ${img.source} · ${dateTime(img.receivedAt)} · ${img.width}×${img.height} ${img.format} · model ${img.modelId}`),
       h('div', { class: 'triptych' }, figure(img.urls.original, 'original'), figure(img.urls.reconstruction, 'reconstruction'), figure(img.urls.heatmap, 'error heatmap')),
+      heatmapLegend(),
       h('div', { class: 'scroll-x', style: 'margin-top: .8rem' },
         h('table', { id: 'detail-scores' },
           h('thead', {}, h('tr', {}, h('th', {}, 'channel'), h('th', {}, 'score'), h('th', {}, 'p-value'), h('th', {}, 'percentile'))),
-          h('tbody', {}, row('KL divergence', 'kl'), row('reconstruction MSE', 'recon'), row('negative ELBO', 'elbo'),
+          h('tbody', {}, row('KL divergence', 'kl'), row('reconstruction (worst region)', 'recon'), row('negative ELBO', 'elbo'),
             h('tr', {}, h('td', {}, h('b', {}, 'combined')), h('td', {}), h('td', { class: 'num' }, h('b', {}, pValue(img.p.combined))), h('td', {}))))),
-      h('p', { class: 'muted' }, 'p-values compare each score with held-out normal images; combined adds the evidence of all three, calibrated on the same images. The heatmap uses a fixed colour scale set at calibration.'),
+      h('p', { class: 'muted' }, 'p-values compare each score with held-out normal images; combined adds the evidence of all three, calibrated on the same images. The heatmap is the map the reconstruction score is read from, on a colour scale fixed at calibration.'),
     ),
   );
   if (!d.open) d.showModal();
+}
+
+/** The heatmap's colour scale: fixed at calibration, with the alert level two thirds along. */
+function heatmapLegend(): HTMLElement {
+  return h('div', { class: 'heat-legend', id: 'heatmap-legend', role: 'img', 'aria-label': 'heatmap colour scale: dark is like normal images, orange is as unusual as the reconstruction alert threshold, yellow is far beyond it' },
+    h('div', { class: 'heat-bar' }),
+    h('div', { class: 'heat-ticks' }, h('span', {}, 'like normal images'), h('span', {}, 'alert threshold'), h('span', {}, 'far beyond')));
 }
