@@ -78,7 +78,12 @@ export function evaluateSets(d: Detector, normal: ImageSet, anomalous: ImageSet)
   const neg = scoreSet(d, normal);
   const pos = scoreSet(d, anomalous);
   const result = {} as Evaluation['auroc'];
-  for (const ch of CHANNELS) result[ch] = auroc(neg.map((s) => s[ch]), pos.map((s) => s[ch]));
+  // A two-sided channel is ranked the way the verdict reads it: by its p-value.
+  const twoSided = new Set(d.meta.calibration.twoSided ?? []);
+  for (const ch of CHANNELS) {
+    const rank = twoSided.has(ch) ? (s: ScoredImage) => -Math.log(s.p[ch]) : (s: ScoredImage) => s[ch];
+    result[ch] = auroc(neg.map(rank), pos.map(rank));
+  }
   result.combined = auroc(neg.map(combinedScore), pos.map(combinedScore));
   return {
     auroc: result,
