@@ -158,6 +158,9 @@ for (const scheme of schemes) {
     // For comparison only: Tippett's minimum p over the channels, uncalibrated.
     const minP = (s: (typeof neg)[number]) => -Math.log(Math.min(...CHANNELS.map((ch) => s.p[ch])));
     a.minP = auroc(ni.map((i) => minP(neg[i])), pi.map((i) => minP(pos[i])));
+    // Fisher over recon and kl only (elbo left out): ranks as its calibrated p-value would.
+    const fisherRK = (s: (typeof neg)[number]) => -Math.log(s.p.recon) - Math.log(s.p.kl);
+    a.fisherReconKl = auroc(ni.map((i) => fisherRK(neg[i])), pi.map((i) => fisherRK(pos[i])));
     const perType: Record<string, string> = {};
     for (const t of [...new Set(pi.map((i) => data.anomalous[i].type))]) {
       const idx = pi.filter((i) => data.anomalous[i].type === t);
@@ -172,7 +175,7 @@ for (const scheme of schemes) {
       anomalous: pi.length,
     };
     const g = groups[group] as { falseAlarmRate: number; detectionRate: number };
-    console.log(`${scheme.name.padEnd(40)} ${group.padEnd(5)} ${[...CHANNELS, 'combined', 'minP'].map((ch) => `${ch} ${a[ch].toFixed(3)}`).join('  ')}  false alarms ${(100 * g.falseAlarmRate).toFixed(1)}%  detected ${(100 * g.detectionRate).toFixed(1)}%  ${Object.entries(perType).map(([t, s]) => `${t} ${s}`).join(' ')}`);
+    console.log(`${scheme.name.padEnd(40)} ${group.padEnd(5)} ${[...CHANNELS, 'combined', 'minP', 'fisherReconKl'].map((ch) => `${ch} ${a[ch].toFixed(3)}`).join('  ')}  false alarms ${(100 * g.falseAlarmRate).toFixed(1)}%  detected ${(100 * g.detectionRate).toFixed(1)}%  ${Object.entries(perType).map(([t, s]) => `${t} ${s}`).join(' ')}`);
   }
   results.push({ scheme: scheme.name, scoringImagesPerSecond: imagesPerSecond, groups });
 }
