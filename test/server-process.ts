@@ -25,9 +25,9 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts the server with these LATENTWATCH_* variables and waits until /api/health answers 200. */
-export async function spawnServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string>, timeoutMs = 60_000, mainFile = 'dist/server/main.js'): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.resolve('dist/server/main.js')], {
+  const child = spawn(process.execPath, [path.resolve(mainFile)], {
     env: { ...process.env, LATENTWATCH_PORT: String(port), LATENTWATCH_HOST: '127.0.0.1', LATENTWATCH_BACKEND: 'wasm', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
