@@ -50,6 +50,26 @@ describe('POST /api/images', () => {
     expect((await s.request('GET', `/api/images/${id}/secrets`)).status).toBe(404);
   });
 
+  it('flags a covered lens (a uniform grey frame) as anomalous', async () => {
+    const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const res = await upload([{ filename: 'covered.png', content: grey }, { filename: 'fine.png', content: await normal() }]);
+    expect(res.status).toBe(201);
+    expect(res.json.results.map((r: any) => r.image.anomaly)).toEqual([true, false]);
+  });
+
+  it('draws a clean image dark and a defect bright on the heatmap scale fixed at calibration', async () => {
+    const res = await upload([{ filename: 'clean.png', content: await normal() }, { filename: 'bad.png', content: await anomalous() }]);
+    const brightness = async (id: number) => {
+      const png = (await s.request('GET', `/api/images/${id}/heatmap`, { key: s.keys.viewer })).raw;
+      const { data } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+      return { mean: data.reduce((a, b) => a + b, 0) / data.length, max: Math.max(...data) };
+    };
+    const [clean, bad] = [await brightness(res.json.results[0].image.id), await brightness(res.json.results[1].image.id)];
+    expect(clean.mean).toBeLessThan(40);
+    expect(bad.max).toBeGreaterThan(150);
+    expect(bad.mean).toBeGreaterThan(clean.mean);
+  });
+
   it('scores the good images of a batch and reports each bad one by name', async () => {
     const before = countImages(s.ctx.db);
     const res = await upload([
