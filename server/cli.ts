@@ -11,8 +11,9 @@ import { AppError, errorBody } from './domain/errors.js';
 import type { TrainOptions, TrainProgress } from './domain/types.js';
 import { CHANNELS } from './domain/types.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
-import { countSkipped, describeSkipped, listImageFiles, listTrainingImages } from './ml/dataset.js';
-import { evaluateFiles, loadDetector, scoreFiles, type FileResult } from './services/detector.js';
+import { countSkipped, describeSkipped, listImageFiles, listTrainingImages, loadImages } from './ml/dataset.js';
+import { evaluateFiles, loadDetector, scoreFiles, scoreSet, type FileResult } from './services/detector.js';
+import { recalibratedMeta, writeRecalibrated } from './services/recalibrate.js';
 import { DEFAULT_TRAIN_OPTIONS } from './services/fit.js';
 import { trainModel } from './services/train-model.js';
 import { bar, formatDuration, num, table } from './cli-format.js';
@@ -24,6 +25,7 @@ const USAGE = `usage:
                     [--patience N] [--json]
   latentwatch score --model <model-dir> <file-or-dir>... [--json]
   latentwatch eval  --model <model-dir> --normal <dir> --anomalous <dir> [--json]
+  latentwatch recalibrate --model <model-dir> --data <dir> --out <model-dir> [--json]
   latentwatch serve [--port N] [--data-dir <dir>]
 
 environment: LATENTWATCH_BACKEND=tensorflow|wasm|cpu forces a backend; see the README for the rest.`;
@@ -198,6 +200,39 @@ async function evaluate(args: string[], out: Out, backend: () => Promise<Backend
   return 0;
 }
 
+/** A new version of a model calibrated on recent normal images, without retraining. */
+async function recalibrate(args: string[], out: Out, backend: () => Promise<BackendInfo>): Promise<number> {
+  const { values: v } = parse(args, { model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' } });
+  const modelDir = required(v.model, 'model');
+  const dataDir = required(v.data, 'data');
+  const outDir = required(v.out, 'out');
+  const info = await backend();
+  announceBackend(out, info);
+  const detector = await loadDetector(modelDir);
+  try {
+    const { files } = await listTrainingImages(dataDir, dataDir);
+    const loaded = await loadImages(files, { size: detector.meta.input.size, channels: detector.meta.input.channels });
+    for (const f of loaded.failures) out.stderr.write(`skipped ${f.error.message}\n`);
+    // How the current calibration judges these normal images: the drift being corrected.
+    const before = scoreSet(detector, loaded.set).filter((s) => s.anomaly).length / Math.max(1, loaded.set.count);
+    const meta = recalibratedMeta(detector, loaded.set, { outDir, source: path.resolve(dataDir) });
+    await writeRecalibrated({ parentDir: modelDir, outDir, source: dataDir }, meta);
+    const thresholds = Object.fromEntries(CHANNELS.map((ch) => [ch, meta.calibration.channels[ch].threshold]));
+    if (out.json) {
+      emit(out, { type: 'done', model: outDir, id: meta.id, parent: detector.meta.id, images: loaded.set.count, skipped: loaded.failures.length, flaggedBefore: before, thresholds, falseAlarmRate: meta.calibration.falseAlarmRate, backend: info.name });
+    } else {
+      out.stdout.write(
+        `${meta.id}: ${detector.meta.id} recalibrated on ${loaded.set.count} images from ${dataDir}\n` +
+          `the old calibration flagged ${(before * 100).toFixed(1)}% of them; the new one targets ${(meta.calibration.falseAlarmRate * 100).toFixed(1)}%\n` +
+          `written to ${outDir}\n`,
+      );
+    }
+    return loaded.failures.length > 0 ? 1 : 0;
+  } finally {
+    detector.vae.model.dispose();
+  }
+}
+
 async function serve(args: string[], env: Record<string, string | undefined>): Promise<number> {
   const { values: v } = parse(args, { port: { type: 'string' }, 'data-dir': { type: 'string' } });
   // Flags override the environment.
@@ -225,6 +260,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       case 'train': return await train(rest, out, backend, signal);
       case 'score': return await score(rest, out, backend);
       case 'eval': return await evaluate(rest, out, backend);
+      case 'recalibrate': return await recalibrate(rest, out, backend);
       case 'serve': return await serve(rest, env);
       default: throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

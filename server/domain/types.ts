@@ -132,6 +132,8 @@ export interface ModelMeta {
   calibration: Calibration;
   parameters: number;
   backend: string;
+  /** Set on a version made from another without retraining (same weights, new calibration). */
+  lineage?: { parent: string; kind: 'recalibration'; source: string; images: number; at: string };
 }
 
 /** Progress events from a training run (CLI --json prints them as they come). */

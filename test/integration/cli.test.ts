@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 import { trainTinyModel } from '../server-helpers.js';
@@ -142,6 +143,44 @@ describe('latentwatch eval', () => {
     expect(run.stdout).toMatch(/recon\s+[01]\.\d{4}/);
     expect(run.stdout).toMatch(/400 normal, 80 anomalous images/);
     expect(run.stderr).toMatch(/backend: wasm/);
+  });
+});
+
+describe('latentwatch recalibrate', () => {
+  it('writes a new version with the same weights, a calibration from the given images and its lineage', async () => {
+    // A lighting change: the same normal parts, darker and with less contrast.
+    const drifted = path.join(dir, 'drifted');
+    await mkdir(drifted);
+    for (const f of (await readdir('fixtures/normal')).sort().slice(300, 380)) {
+      await sharp(path.join('fixtures/normal', f)).linear(0.7, 0).png().toFile(path.join(drifted, f));
+    }
+    const out = path.join(dir, 'models', 'tiny-relit');
+    const run = await cli(['recalibrate', '--model', model, '--data', drifted, '--out', out, '--json']);
+    expect(run.code).toBe(0);
+    const [done] = run.lines;
+    expect(done).toMatchObject({ type: 'done', model: out, id: 'tiny-relit', parent: 'tiny-model', images: 80, skipped: 0, backend: 'wasm' });
+    const [parent, child] = [JSON.parse(await readFile(path.join(model, 'meta.json'), 'utf8')), JSON.parse(await readFile(path.join(out, 'meta.json'), 'utf8'))];
+    expect(child.lineage).toMatchObject({ parent: 'tiny-model', kind: 'recalibration', images: 80 });
+    expect(child.calibration.n).toBe(80);
+    expect(child.calibration.channels.recon.scores).not.toEqual(parent.calibration.channels.recon.scores);
+    expect(await readFile(path.join(out, 'weights.bin'))).toEqual(await readFile(path.join(model, 'weights.bin')));
+
+    // Scored by the new version, the drifted normals are normal again.
+    const scored = await cli(['score', '--model', out, drifted, '--json']);
+    expect(scored.lines.filter((l) => l.anomaly).length).toBeLessThanOrEqual(4);
+  });
+
+  it('refuses too few images and an existing output, changing nothing', async () => {
+    const tenImages = path.join(dir, 'ten');
+    await mkdir(tenImages);
+    for (const f of (await readdir('fixtures/normal')).sort().slice(0, 10)) await copyFile(path.join('fixtures/normal', f), path.join(tenImages, f));
+    const few = await cli(['recalibrate', '--model', model, '--data', tenImages, '--out', path.join(dir, 'models', 'too-few')]);
+    expect(few.code).toBe(1);
+    expect(few.stderr).toMatch(/need at least 50 readable normal images to recalibrate, got 10/);
+    expect((await readdir(path.join(dir, 'models'))).includes('too-few')).toBe(false);
+    const exists = await cli(['recalibrate', '--model', model, '--data', 'fixtures/normal', '--out', small]);
+    expect(exists.code).toBe(1);
+    expect(exists.stderr).toMatch(/already exists/);
   });
 });
 

@@ -1,0 +1,72 @@
+// Recalibration without retraining: when a camera drifts (new lighting, a
+// cleaned lens), normal images start to score differently and false alarms
+// rise. Scoring a set of recent normal images with the same weights and
+// rebuilding the p-value tables and thresholds from them takes a minute,
+// where retraining takes an hour. The result is a new model version with the
+// same weights, a new calibration and a lineage pointing at its parent.
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buildCalibration, thresholdAt } from '../domain/calibration.js';
+import { AppError } from '../domain/errors.js';
+import type { ModelMeta } from '../domain/types.js';
+import type { ImageSet } from '../ml/dataset.js';
+import { scoreImages } from '../ml/score.js';
+import { scoringModel, type Detector } from './detector.js';
+
+/** Fewer images cannot say where the top 1 % of normal scores lies. */
+export const MIN_RECALIBRATION_IMAGES = 50;
+
+export interface RecalibrationRequest {
+  /** The parent model's directory (weights are copied from it). */
+  parentDir: string;
+  outDir: string;
+  /** What the images are, recorded in the lineage (a folder, a source and time range). */
+  source: string;
+  now?: () => Date;
+}
+
+export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<RecalibrationRequest, 'outDir' | 'source' | 'now'>): ModelMeta {
+  const { meta } = d;
+  if (set.size !== meta.input.size || set.channels !== meta.input.channels) {
+    throw new AppError('bad_request', `images must be decoded at the model's ${meta.input.size}x${meta.input.size}x${meta.input.channels}`);
+  }
+  if (set.count < MIN_RECALIBRATION_IMAGES) {
+    throw new AppError('not_enough_images', `need at least ${MIN_RECALIBRATION_IMAGES} readable normal images to recalibrate, got ${set.count}`);
+  }
+  const scores = scoreImages(scoringModel(d), set).scores;
+  const old = meta.calibration;
+  const recon = scores.map((s) => s.recon);
+  const calibration = buildCalibration(
+    { kl: scores.map((s) => s.kl), recon, elbo: scores.map((s) => s.elbo) },
+    old.falseAlarmRate,
+    // Local maps keep their scale tied to the recon threshold; older models keep theirs.
+    old.local ? thresholdAt(Array.from(Float64Array.from(recon).sort()), old.falseAlarmRate) : old.heatmapScale,
+    { twoSided: old.twoSided, local: old.local },
+  );
+  const at = (req.now ?? (() => new Date()))();
+  return {
+    ...meta,
+    id: path.basename(path.resolve(req.outDir)),
+    createdAt: at.toISOString(),
+    calibration,
+    lineage: { parent: meta.id, kind: 'recalibration', source: req.source, images: set.count, at: at.toISOString() },
+  };
+}
+
+/** Writes the new version: the parent's weights and topology, the new meta.json last. */
+export async function writeRecalibrated(req: RecalibrationRequest, meta: ModelMeta): Promise<void> {
+  const tmp = `${path.resolve(req.outDir)}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    for (const f of ['model.json', 'weights.bin']) await copyFile(path.join(req.parentDir, f), path.join(tmp, f));
+    await writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 1));
+    await rename(tmp, req.outDir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new AppError('conflict', `${path.basename(req.outDir)} already exists: choose another name`);
+    }
+    throw err;
+  }
+}
