@@ -17,12 +17,14 @@ export interface JobRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Set for a recalibration job: the model whose weights are recalibrated. */
+  parent_model: string | null;
 }
 
-export function insertJob(db: Db, j: { options: string; dataDir: string; source: string; createdBy: number | null; now: number }): number {
+export function insertJob(db: Db, j: { options: string; dataDir: string; source: string; createdBy: number | null; now: number; parentModel?: string | null }): number {
   return Number(
-    db.prepare("INSERT INTO training_jobs (status, options, data_dir, source, created_by, created_at) VALUES ('queued', ?, ?, ?, ?, ?)")
-      .run(j.options, j.dataDir, j.source, j.createdBy, j.now).lastInsertRowid,
+    db.prepare("INSERT INTO training_jobs (status, options, data_dir, source, created_by, created_at, parent_model) VALUES ('queued', ?, ?, ?, ?, ?, ?)")
+      .run(j.options, j.dataDir, j.source, j.createdBy, j.now, j.parentModel ?? null).lastInsertRowid,
   );
 }
 

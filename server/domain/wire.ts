@@ -58,6 +58,9 @@ export interface JobView {
   status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   source: string;
   options: TrainOptions;
+  /** 'recalibrate': same weights as `parentModel`, a new calibration. */
+  kind: 'train' | 'recalibrate';
+  parentModel: string | null;
   modelId: string | null;
   progress: TrainProgress | null;
   curves: EpochRecord[];
@@ -69,6 +72,8 @@ export interface JobView {
 
 /** meta.json without its big arrays: the calibration scores become thresholds. */
 export type ModelView = Pick<ModelMeta, 'id' | 'createdAt' | 'input' | 'options' | 'likelihood' | 'dataset' | 'training' | 'parameters' | 'backend'> & {
+  /** The model this one was recalibrated from, when it was. */
+  lineage: ModelMeta['lineage'] | null;
   calibration: { n: number; falseAlarmRate: number; heatmapScale: number; thresholds: Record<Channel, number> };
   active: boolean;
 };

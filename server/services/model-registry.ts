@@ -28,6 +28,7 @@ export function modelSummary(meta: ModelMeta): Omit<ModelView, 'active'> {
     training: meta.training,
     parameters: meta.parameters,
     backend: meta.backend,
+    lineage: meta.lineage ?? null,
     calibration: {
       n: cal.n,
       falseAlarmRate: cal.falseAlarmRate,

@@ -4,14 +4,18 @@
 // rebuilding the p-value tables and thresholds from them takes a minute,
 // where retraining takes an hour. The result is a new model version with the
 // same weights, a new calibration and a lineage pointing at its parent.
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { listImages } from '../db/images.js';
+import type { Db } from '../db/open.js';
 import { buildCalibration, thresholdAt } from '../domain/calibration.js';
 import { AppError } from '../domain/errors.js';
 import type { ModelMeta } from '../domain/types.js';
 import type { ImageSet } from '../ml/dataset.js';
 import { scoreImages } from '../ml/score.js';
 import { scoringModel, type Detector } from './detector.js';
+import type { FileStore } from './file-store.js';
 
 /** Fewer images cannot say where the top 1 % of normal scores lies. */
 export const MIN_RECALIBRATION_IMAGES = 50;
@@ -69,4 +73,36 @@ export async function writeRecalibrated(req: RecalibrationRequest, meta: ModelMe
     }
     throw err;
   }
+}
+
+export interface StoredSelection {
+  source?: string;
+  since?: number;
+  until?: number;
+  limit: number;
+}
+
+/**
+ * Stored originals chosen for a recalibration job, linked (not copied) into a
+ * fresh job folder under `uploadsDir`, which the job removes when it ends.
+ * Distinct contents only: the same bytes uploaded twice count once.
+ */
+export async function linkStoredImages(db: Db, files: FileStore, uploadsDir: string, sel: StoredSelection): Promise<{ dir: string; count: number }> {
+  const rows = listImages(db, { source: sel.source, since: sel.since, until: sel.until, limit: sel.limit });
+  const originals = [...new Map(rows.map((r) => [r.sha256, r.original_path])).values()];
+  if (originals.length < MIN_RECALIBRATION_IMAGES) {
+    throw new AppError('not_enough_images', `need at least ${MIN_RECALIBRATION_IMAGES} distinct stored images to recalibrate; that selection has ${originals.length}`);
+  }
+  const dir = path.join(uploadsDir, `train-recal-${Date.now()}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  try {
+    let i = 0;
+    for (const rel of originals) {
+      await symlink(files.absolute(rel), path.join(dir, `${String(i++).padStart(5, '0')}${path.extname(rel)}`));
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { dir, count: originals.length };
 }

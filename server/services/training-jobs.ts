@@ -31,6 +31,7 @@ export interface TrainingJobsDeps {
 export function jobView(j: JobRow): JobView {
   return {
     id: j.id, status: j.status, source: j.source, options: JSON.parse(j.options) as TrainOptions,
+    kind: j.parent_model ? 'recalibrate' : 'train', parentModel: j.parent_model,
     modelId: j.model_id, progress: j.progress ? JSON.parse(j.progress) : null,
     curves: JSON.parse(j.curves) as EpochRecord[], error: j.error,
     createdAt: j.created_at, startedAt: j.started_at, finishedAt: j.finished_at,
@@ -76,8 +77,8 @@ export class TrainingJobs {
     }
   }
 
-  submit(o: { options: TrainOptions; dataDir: string; source: string; createdBy: number | null }): JobRow {
-    const id = insertJob(this.d.db, { options: JSON.stringify(o.options), dataDir: o.dataDir, source: o.source, createdBy: o.createdBy, now: this.d.now() });
+  submit(o: { options: TrainOptions; dataDir: string; source: string; createdBy: number | null; parentModel?: string }): JobRow {
+    const id = insertJob(this.d.db, { options: JSON.stringify(o.options), dataDir: o.dataDir, source: o.source, createdBy: o.createdBy, now: this.d.now(), parentModel: o.parentModel });
     this.d.log.info('training job queued', { id, source: o.source });
     this.next();
     return getJob(this.d.db, id)!;
@@ -120,6 +121,7 @@ export class TrainingJobs {
     const input: WorkerInput = {
       dataDir: job.data_dir, source: job.source, outDir: path.join(this.d.modelsDir, modelId),
       options: JSON.parse(job.options) as TrainOptions, backend: this.d.backend,
+      ...(job.parent_model ? { parentDir: this.d.registry.get(job.parent_model).dir } : {}),
     };
     markJobRunning(db, job.id, this.d.now());
     const worker = new Worker(this.d.workerFile, { workerData: input });

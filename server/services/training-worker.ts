@@ -5,7 +5,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorBody, isClientError } from '../domain/errors.js';
 import type { TrainOptions } from '../domain/types.js';
 import { initBackend, type BackendName } from '../ml/backend.js';
-import { listTrainingImages } from '../ml/dataset.js';
+import { listTrainingImages, loadImages } from '../ml/dataset.js';
+import { loadDetector } from './detector.js';
+import { recalibratedMeta, writeRecalibrated } from './recalibrate.js';
 import { trainModel } from './train-model.js';
 
 export interface WorkerInput {
@@ -14,6 +16,8 @@ export interface WorkerInput {
   outDir: string;
   options: TrainOptions;
   backend?: BackendName;
+  /** Recalibrate this model on the images instead of training a new one. */
+  parentDir?: string;
 }
 
 export type WorkerMessage =
@@ -28,14 +32,34 @@ port.on('message', (m) => {
   if (m === 'cancel') controller.abort();
 });
 
+/** Same weights, a calibration from these images: a new version beside the parent. */
+async function recalibrateModel(parentDir: string, files: string[]): Promise<string> {
+  const detector = await loadDetector(parentDir);
+  try {
+    const { size, channels } = detector.meta.input;
+    const loaded = await loadImages(files, { size, channels }, (loaded, total) => port.postMessage({ type: 'progress', event: { type: 'loading', loaded, total } } satisfies WorkerMessage));
+    port.postMessage({ type: 'progress', event: { type: 'calibrating', images: loaded.set.count } } satisfies WorkerMessage);
+    const meta = recalibratedMeta(detector, loaded.set, { outDir: input.outDir, source: input.source });
+    await writeRecalibrated({ parentDir, outDir: input.outDir, source: input.source }, meta);
+    return meta.id;
+  } finally {
+    detector.vae.model.dispose();
+  }
+}
+
 try {
   const backend = await initBackend(input.backend);
   const { files } = await listTrainingImages(input.dataDir, input.source);
-  const { meta, failures } = await trainModel({
-    files, source: input.source, outDir: input.outDir, options: input.options, backend: backend.name, signal: controller.signal,
-    onProgress: (event) => port.postMessage({ type: 'progress', event } satisfies WorkerMessage),
-  });
-  port.postMessage({ type: 'done', dir: input.outDir, modelId: meta.id, skipped: failures.length } satisfies WorkerMessage);
+  if (input.parentDir) {
+    const modelId = await recalibrateModel(input.parentDir, files);
+    port.postMessage({ type: 'done', dir: input.outDir, modelId, skipped: 0 } satisfies WorkerMessage);
+  } else {
+    const { meta, failures } = await trainModel({
+      files, source: input.source, outDir: input.outDir, options: input.options, backend: backend.name, signal: controller.signal,
+      onProgress: (event) => port.postMessage({ type: 'progress', event } satisfies WorkerMessage),
+    });
+    port.postMessage({ type: 'done', dir: input.outDir, modelId: meta.id, skipped: failures.length } satisfies WorkerMessage);
+  }
 } catch (err) {
   // What users did wrong is theirs to read; anything else is ours: its text
   // (paths, internals) goes to the server log, the job shows a generic error.

@@ -154,3 +154,34 @@ describe('a training job that fails inside the server', () => {
     }
   });
 });
+
+describe('POST /api/models/:id/recalibrate', () => {
+  it('makes a new version from stored images in the worker, with the same weights and its lineage', async () => {
+    const files = (await readdir('fixtures/normal')).sort().slice(300, 360);
+    for (let i = 0; i < files.length; i += 10) {
+      const m = multipart(await Promise.all(files.slice(i, i + 10).map(async (f) => ({ name: 'images', filename: f, content: await readFile(path.join('fixtures/normal', f)) }))));
+      expect((await s.request('POST', '/api/images', { body: m.body, headers: m.headers })).status).toBe(201);
+    }
+    expect((await s.request('POST', '/api/models/tiny-model/recalibrate', { json: {}, key: s.keys.operator })).status).toBe(403);
+    const res = await s.request('POST', '/api/models/tiny-model/recalibrate', { json: { limit: 60 } });
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ kind: 'recalibrate', parentModel: 'tiny-model' });
+    expect(res.json.source).toMatch(/recalibration of tiny-model on 60 stored images/);
+    const job = await waitForJob(s, res.json.id);
+    expect(job.status).toBe('succeeded');
+    const model = await s.request('GET', `/api/models/${job.modelId}`);
+    expect(model.status).toBe(200);
+    expect(model.json.lineage).toMatchObject({ parent: 'tiny-model', kind: 'recalibration', images: 60 });
+    expect(model.json.active).toBe(false);
+    const parentDir = s.ctx.registry.get('tiny-model').dir;
+    expect(await readFile(path.join(s.ctx.registry.get(job.modelId).dir, 'weights.bin'))).toEqual(await readFile(path.join(parentDir, 'weights.bin')));
+    expect((await readdir(path.join(s.config.dataDir, 'uploads'))).filter((n) => n.startsWith('train-'))).toEqual([]);
+  });
+
+  it('refuses a selection with too few stored images, and an unknown model', async () => {
+    const few = await s.request('POST', '/api/models/tiny-model/recalibrate', { json: { source: 'no-such-camera' } });
+    expect(few.status).toBe(422);
+    expect(few.json.error.message).toMatch(/need at least 50 distinct stored images/);
+    expect((await s.request('POST', '/api/models/nope/recalibrate', { json: {} })).status).toBe(404);
+  });
+});

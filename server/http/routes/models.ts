@@ -10,9 +10,10 @@ import { AppError } from '../../domain/errors.js';
 import type { TrainOptions } from '../../domain/types.js';
 import { IMAGE_EXTENSIONS } from '../../ml/dataset.js';
 import { checkTrainingMemory, DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../../services/fit.js';
+import { linkStoredImages, MIN_RECALIBRATION_IMAGES } from '../../services/recalibrate.js';
 import { jobView } from '../../services/training-jobs.js';
 import { principalOf, requireRole } from '../auth.js';
-import { idParam, intParam, numParam, objectBody, strParam } from '../params.js';
+import { idParam, intParam, numParam, objectBody, strParam, timeParam } from '../params.js';
 import { parseMultipartToDir } from '../uploads.js';
 
 /** Hyper-parameters from a JSON body or multipart fields, validated like the CLI's flags. */
@@ -102,6 +103,25 @@ export function modelsRouter(ctx: Context): Router {
     const row = ctx.registry.get(String(req.params.id));
     const meta = await ctx.registry.meta(row.id);
     res.json({ ...JSON.parse(row.summary), active: row.active === 1, calibrationScores: Object.fromEntries(Object.entries(meta.calibration.channels).map(([ch, c]) => [ch, c.scores])) });
+  });
+
+  /** A new version of this model calibrated on stored images (same weights), made in the worker. */
+  r.post('/:id/recalibrate', requireRole('admin'), async (req, res) => {
+    const who = principalOf(req);
+    const parent = ctx.registry.get(String(req.params.id));
+    const body = objectBody(req.body ?? {});
+    const sel = {
+      source: strParam(body.source, 'source', { max: 100, optional: true }),
+      since: timeParam(body.since, 'since'),
+      until: timeParam(body.until, 'until'),
+      limit: intParam(body.limit, 'limit', { min: MIN_RECALIBRATION_IMAGES, max: 5000, fallback: 500 }),
+    };
+    const { dir, count } = await linkStoredImages(ctx.db, ctx.files, ctx.jobs.uploadsDir, sel);
+    const where = [sel.source ? `source ${sel.source}` : 'all sources', sel.since ? `since ${new Date(sel.since).toISOString()}` : '', sel.until ? `until ${new Date(sel.until).toISOString()}` : ''].filter(Boolean).join(', ');
+    const meta = await ctx.registry.meta(parent.id);
+    const job = ctx.jobs.submit({ options: meta.options, dataDir: dir, source: `recalibration of ${parent.id} on ${count} stored images (${where})`, createdBy: who.keyId, parentModel: parent.id });
+    audit(ctx.db, { keyId: who.keyId, action: 'model.recalibrate', target: `job:${job.id}`, detail: { parent: parent.id, ...sel, images: count }, now: ctx.clock.now() });
+    res.status(202).json(jobView(job));
   });
 
   r.post('/:id/activate', requireRole('admin'), async (req, res) => {
