@@ -177,6 +177,15 @@ describe('the dashboard', () => {
     await shot('10-models');
   });
 
+  it('recalibrates a model on recent stored images, and lists the new version with its lineage', async () => {
+    for (const f of (await readdir('fixtures/normal')).sort().slice(320, 375)) await apiUpload(path.join('fixtures/normal', f), 'camera-2');
+    await page.click('#tabs a[data-view=models]');
+    await page.click('#model-versions tr[data-model-id="tiny-model"] button.recalibrate');
+    await page.waitForSelector('#toast:has-text("recalibration job")');
+    const row = await page.waitForSelector('#model-versions tr:has(.lineage:has-text("recalibrated from tiny-model"))', { timeout: 60_000 });
+    expect(await row.getAttribute('data-model-id')).toMatch(/^m\d+-/);
+  });
+
   it('is usable on a narrow screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const view of ['live', 'images', 'rules', 'models']) {

@@ -107,7 +107,8 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
       h('tbody', {}, ...store.models.map((m: ModelView) => {
         const best = m.training.epochs[m.training.bestEpoch - 1];
         return h('tr', { 'data-model-id': m.id },
-          h('td', {}, h('b', {}, m.id), ' ', m.active ? badge('active') : ''),
+          h('td', {}, h('b', {}, m.id), ' ', m.active ? badge('active') : '',
+            m.lineage ? h('div', { class: 'muted lineage' }, `recalibrated from ${m.lineage.parent} on ${m.lineage.images} images`) : ''),
           h('td', {}, dateTime(m.createdAt)),
           h('td', {}, `${m.input.size}×${m.input.size}×${m.input.channels}`),
           h('td', { class: 'num' }, `${m.dataset.train} + ${m.dataset.validation} held out`),
@@ -123,7 +124,19 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
             } catch (err) {
               toast((err as Error).message, 'error');
             }
-          } }, 'Activate') : ''));
+          } }, 'Activate') : '',
+          store.can('admin') ? h('button', {
+            class: 'recalibrate',
+            title: 'A new version with the same weights, calibrated on the 500 most recent stored images: for a camera whose lighting changed. Use only when those images are normal.',
+            onclick: async () => {
+              try {
+                const job = await api<{ id: number }>('POST', `/api/models/${encodeURIComponent(m.id)}/recalibrate`, { limit: 500 });
+                toast(`recalibration job #${job.id} started`);
+              } catch (err) {
+                toast((err as Error).message, 'error');
+              }
+            },
+          }, 'Recalibrate') : ''));
       }))));
   }
 
