@@ -136,6 +136,15 @@ describe('latentwatch eval', () => {
     }
   });
 
+  it('warns when the normal images are the ones the model was trained on', async () => {
+    const run = await cli(['eval', '--model', small, '--normal', data, '--anomalous', 'fixtures/anomalous', '--json']);
+    expect(run.code).toBe(0);
+    expect(run.lines[0].warning).toMatch(/overlap the folder this model was trained on/);
+    expect(run.stderr).toMatch(/warning: .*optimistic/);
+    const unseen = await cli(['eval', '--model', model, '--normal', 'fixtures/normal', '--anomalous', 'fixtures/anomalous', '--json']);
+    expect(unseen.lines[0].warning).toBeUndefined();
+  });
+
   it('prints a readable table without --json', async () => {
     const run = await cli(['eval', '--model', model, '--normal', 'fixtures/normal', '--anomalous', 'fixtures/anomalous']);
     expect(run.code).toBe(0);
