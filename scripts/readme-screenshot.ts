@@ -9,7 +9,7 @@ import { buildConfig } from '../server/config.js';
 import { silentLoggers } from '../server/logger.js';
 import { startServer } from '../server/main.js';
 
-const KEY = 'lw_screenshot_admin_key';
+const KEY = 'lw_screenshot_admin_key_0123';
 const work = await mkdtemp(path.join(os.tmpdir(), 'latentwatch-shot-'));
 const server = await startServer(buildConfig({ port: '0', host: '127.0.0.1', dataDir: work, modelsDir: 'models', adminKey: KEY }), { log: silentLoggers() });
 const auth = { authorization: `Bearer ${KEY}` };

@@ -7,7 +7,7 @@ import { COLORS, makeChart, type Chart } from '../charts.js';
 import type { Store } from '../store.js';
 import { clear, empty, h, num, toast } from '../ui.js';
 
-const CHANNELS = [['kl', 'KL divergence'], ['recon', 'reconstruction MSE'], ['elbo', 'negative ELBO']] as const;
+const CHANNELS = [['kl', 'KL divergence'], ['recon', 'reconstruction error (worst region)'], ['elbo', 'negative ELBO']] as const;
 
 export function mountDistribution(root: HTMLElement, store: Store): { refresh(): void } {
   const charts = new Map<string, Chart>();
@@ -33,7 +33,7 @@ export function mountDistribution(root: HTMLElement, store: Store): { refresh():
     ] },
     options: {
       parsing: false,
-      scales: { x: { title: { display: true, text: 'KL divergence (whole-image)' } }, y: { title: { display: true, text: 'reconstruction MSE (local)' } } },
+      scales: { x: { title: { display: true, text: 'KL divergence (whole-image)' } }, y: { title: { display: true, text: 'reconstruction error (worst region)' } } },
       plugins: { legend: { position: 'bottom' } },
     },
   });

@@ -9,7 +9,7 @@ import { openDetail } from './detail.js';
 
 const SERIES = [
   { key: 'kl', label: 'KL divergence', log: false },
-  { key: 'recon', label: 'reconstruction MSE', log: false },
+  { key: 'recon', label: 'reconstruction error (worst region)', log: false },
   { key: 'combined', label: 'combined p-value (log scale, reversed: anomalies point up)', log: true },
 ] as const;
 
