@@ -4,8 +4,8 @@
 // large files and must never sit in memory). Any failure — a limit, a
 // malformed or truncated body, a disk error — rejects the whole request,
 // stops reading it and keeps nothing.
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,6 +37,21 @@ export interface DiskFile {
 export interface ParsedUpload<F> {
   files: F[];
   fields: Record<string, string>;
+}
+
+/**
+ * Errors of our own side (a disk write failing) that reach a file stream:
+ * they must become a 500, not a 400 blaming the client's body.
+ */
+const serverSide = new WeakSet<object>();
+
+/**
+ * Ends a file stream we stop reading. With an error, so that whatever
+ * consumes it (a pipeline to disk) settles instead of waiting for an end
+ * that will never come.
+ */
+function stop(stream: Readable): void {
+  stream.destroy(new Error('upload stopped'));
 }
 
 const mb = (n: number) => `${Math.round((n / 1024 / 1024) * 10) / 10} MB`;
@@ -82,14 +97,14 @@ function parse<F>(
       req.resume();
       bb.removeAllListeners();
       bb.on('error', () => {}); // late parser errors have nowhere to go
-      for (const s of open) s.destroy();
+      for (const s of open) stop(s);
       // Let receivers that are still writing see their streams end, then report.
       void Promise.allSettled(received).then(() => reject(err));
     };
 
     bb.on('file', (name, stream, info) => {
       // Without a listener a stream error (a truncated body) would crash the process.
-      stream.on('error', (err) => fail(new AppError('bad_request', `malformed multipart request: ${err.message}`)));
+      stream.on('error', (err) => fail(serverSide.has(err) ? err : new AppError('bad_request', `malformed multipart request: ${err.message}`)));
       if (name !== limits.field) {
         stream.resume();
         fail(new AppError('bad_request', `unexpected file field "${name}"; send images in "${limits.field}"`));
@@ -102,12 +117,12 @@ function parse<F>(
         total += chunk.length;
         if (total > limits.maxTotalBytes) {
           fail(new AppError('payload_too_large', `the request is larger than the ${mb(limits.maxTotalBytes)} limit per request; send fewer or smaller files per request`));
-          stream.destroy();
+          stop(stream);
         }
       });
       stream.on('limit', () => {
         fail(new AppError('payload_too_large', `${fileName}: larger than the ${mb(limits.maxFileBytes)} limit per file`));
-        stream.destroy();
+        stop(stream);
       });
       const p = receive(stream, fileName, received.length);
       p.catch(fail);
@@ -154,19 +169,22 @@ export async function parseMultipartToDir(
   dir: string,
   extensionOf: (name: string) => string,
 ): Promise<ParsedUpload<DiskFile>> {
-  await mkdir(dir, { recursive: true });
+  // Synchronously: listeners for an aborted request are attached in parse, with no await before it.
+  mkdirSync(dir, { recursive: true });
   try {
     return await parse(req, limits, async (stream, name, index) => {
       const file = path.join(dir, `${String(index).padStart(5, '0')}${extensionOf(name)}`);
       let bytes = 0;
       stream.on('data', (c: Buffer) => (bytes += c.length));
+      const out = createWriteStream(file);
+      // Registered before pipeline's own listener: the error is marked ours before it reaches the upload stream.
+      out.on('error', (err) => serverSide.add(err));
       try {
-        await pipeline(stream, createWriteStream(file));
+        await pipeline(stream, out);
       } catch (err) {
-        if (err instanceof AppError) throw err;
-        // The client's stream failing was already reported by parse; a write failing is ours.
-        if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || stream.destroyed) throw new AppError('bad_request', 'the request body was cut off');
-        throw err;
+        if (err instanceof AppError || serverSide.has(err as object)) throw err;
+        // The client's side: a body cut off, or a stream we stopped (parse reports why).
+        throw new AppError('bad_request', 'the request body was cut off');
       }
       return { name, path: file, bytes };
     });
