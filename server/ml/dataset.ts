@@ -5,7 +5,7 @@ import path from 'node:path';
 import { AppError } from '../domain/errors.js';
 import { decodeImage, type DecodeOptions } from './images.js';
 
-export const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif']);
+export const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heif', '.heic']);
 
 /** N images of size x size x channels, contiguous. */
 export interface ImageSet {

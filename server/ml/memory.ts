@@ -53,14 +53,18 @@ export function trainingStepBytes(o: MemoryShape): number {
   return 4 * (4 * vaeParameters(o) + 4 * o.batchSize * activationsPerImage(o));
 }
 
-/** Bytes of the decoded training set (Float32 pixels). */
+/**
+ * Peak bytes of the decoded training set (Float32 pixels): held twice, while
+ * decoding (per-image arrays and the joined buffer) and while fitting (the
+ * whole set and its train and validation copies).
+ */
 export function datasetBytes(o: Pick<MemoryShape, 'size' | 'channels'>, images: number): number {
-  return 4 * images * o.size * o.size * o.channels;
+  return 2 * 4 * images * o.size * o.size * o.channels;
 }
 
 /** A wasm heap is at most 4 GiB; leave room for the allocator and the scoring path. */
 export const MAX_STEP_BYTES = 2 * 1024 ** 3;
-/** Decoded images live in the worker's memory for the whole run. */
-export const MAX_DATASET_BYTES = 6 * 1024 ** 3;
+/** Decoded images live in the worker's memory for the whole run (peak, see datasetBytes). */
+export const MAX_DATASET_BYTES = 8 * 1024 ** 3;
 
 export const gib = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;

@@ -94,7 +94,8 @@ export class ModelRegistry {
   async syncFromDisk(): Promise<void> {
     let entries: string[] = [];
     try {
-      entries = (await readdir(this.modelsDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+      // A `.tmp-` folder is a version still being written (or abandoned mid-write).
+      entries = (await readdir(this.modelsDir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.includes('.tmp-')).map((e) => e.name);
     } catch {
       return; // no models directory yet
     }

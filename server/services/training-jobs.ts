@@ -1,7 +1,7 @@
 // Training jobs: one at a time in a worker thread, the rest queued. Progress
 // is stored on the job and broadcast; a worker that crashes fails its job and
 // leaves the server up.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { finishJob, getJob, insertJob, jobsWithStatus, markJobRunning, setJobProgress, type JobRow } from '../db/jobs.js';
@@ -42,6 +42,8 @@ export class TrainingJobs {
   private running: { id: number; worker: Worker; cancelled: boolean } | null = null;
   private closed = false;
   private lastStepBroadcast = 0;
+  /** Wall-clock start, compared with folder times on disk (not the injectable clock). */
+  private readonly startedAt = Date.now();
 
   constructor(private readonly d: TrainingJobsDeps) {
     // A job still 'running' belongs to a process that died: it cannot resume.
@@ -73,7 +75,10 @@ export class TrainingJobs {
     const entries = await readdir(this.d.uploadsDir).catch(() => [] as string[]);
     for (const name of entries) {
       const dir = path.join(this.d.uploadsDir, name);
-      if (name.startsWith('train-') && !needed.has(path.resolve(dir))) await this.removeUpload(dir);
+      if (!name.startsWith('train-') || needed.has(path.resolve(dir))) continue;
+      // A folder made since this process started may be an upload still arriving.
+      const made = await stat(dir).then((st) => st.mtimeMs, () => Infinity);
+      if (made < this.startedAt) await this.removeUpload(dir);
     }
   }
 
@@ -138,7 +143,8 @@ export class TrainingJobs {
       outcome = { type: 'error', error: { code: 'internal', message: `training worker crashed: ${err.message}` } };
     });
     worker.on('exit', (code) => {
-      void this.finish(job.id, outcome ?? { type: 'error', error: { code: 'internal', message: `training worker exited with code ${code}` } });
+      this.finish(job.id, outcome ?? { type: 'error', error: { code: 'internal', message: `training worker exited with code ${code}` } })
+        .catch((err) => log.error('training job bookkeeping failed', { id: job.id, error: err instanceof Error ? err.stack : String(err) }));
     });
   }
 
@@ -164,10 +170,14 @@ export class TrainingJobs {
     const { db, log } = this.d;
     const cancelled = this.running?.cancelled ?? false;
     this.running = null;
-    // The worker has exited: its uploaded images are not needed any more.
-    await this.removeUpload(this.get(id).data_dir);
+    const job = this.get(id);
     try {
-      if (m.type === 'done') {
+      if (m.type === 'done' && cancelled) {
+        // Cancelled after its work was done (a recalibration does not stop midway): discard the result.
+        await rm(m.dir, { recursive: true, force: true });
+        finishJob(db, id, { status: 'cancelled', now: this.d.now() });
+        log.info('training job cancelled after it finished; its model was discarded', { id });
+      } else if (m.type === 'done') {
         await this.d.registry.register(m.dir);
         finishJob(db, id, { status: 'succeeded', modelId: m.modelId, now: this.d.now() });
         if (!this.d.registry.activeRow()) await this.d.registry.activate(m.modelId, null);
@@ -179,8 +189,12 @@ export class TrainingJobs {
         else log.warn(`training job ${status}`, { id, error: m.error.message });
       }
     } catch (err) {
-      finishJob(db, id, { status: 'failed', error: (err as Error).message, now: this.d.now() });
+      if (this.closed) return;
+      log.error('training job could not be finished', { id, error: err instanceof Error ? err.stack : String(err) });
+      finishJob(db, id, { status: 'failed', error: 'finishing the job failed with an internal error (see the server log)', now: this.d.now() });
     }
+    // Only once the outcome is recorded: the uploaded images are not needed any more.
+    await this.removeUpload(job.data_dir);
     if (!this.closed) {
       this.d.bus.publish('training.finished', jobView(this.get(id)));
       this.next();

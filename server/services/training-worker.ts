@@ -34,7 +34,10 @@ port.on('message', (m) => {
 
 /** Same weights, a calibration from these images: a new version beside the parent. */
 async function recalibrateModel(parentDir: string, files: string[]): Promise<string> {
-  const detector = await loadDetector(parentDir);
+  // A parent model that cannot load is the server's problem, whatever status its error carries.
+  const detector = await loadDetector(parentDir).catch((err: unknown) => {
+    throw new Error(`the model to recalibrate could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  });
   try {
     const { size, channels } = detector.meta.input;
     const loaded = await loadImages(files, { size, channels }, (loaded, total) => port.postMessage({ type: 'progress', event: { type: 'loading', loaded, total } } satisfies WorkerMessage));

@@ -15,6 +15,14 @@ let datasets: string;
 let cleanup: () => Promise<void>;
 const SMALL = { size: 28, latent: 4, filters: 8, epochs: 2, batch: 16 };
 
+/** Training upload folders left under the data directory, once the job's cleanup has had its moment. */
+async function leftoverUploads(server: TestServer): Promise<string[]> {
+  const uploads = path.join(server.config.dataDir, 'uploads');
+  const left = async () => (await readdir(uploads).catch(() => [] as string[])).filter((n) => n.startsWith('train-'));
+  for (let i = 0; i < 50 && (await left()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  return left();
+}
+
 async function waitForJob(server: TestServer, id: number, timeoutMs = 120_000): Promise<any> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -71,10 +79,9 @@ describe('POST /api/models/train', () => {
     expect(res.status).toBe(202);
     expect(res.json.source).toBe('upload of 40 images');
     // Streamed to disk, not held in memory, and deleted once the job has ended.
-    const uploads = path.join(s.config.dataDir, 'uploads');
     const job = await waitForJob(s, res.json.id);
     expect(job.status).toBe('succeeded');
-    expect((await readdir(uploads)).filter((n) => n.startsWith('train-'))).toEqual([]);
+    expect(await leftoverUploads(s)).toEqual([]);
   });
 
   it('queues a second job behind the first and can cancel either', async () => {
@@ -175,7 +182,7 @@ describe('POST /api/models/:id/recalibrate', () => {
     expect(model.json.active).toBe(false);
     const parentDir = s.ctx.registry.get('tiny-model').dir;
     expect(await readFile(path.join(s.ctx.registry.get(job.modelId).dir, 'weights.bin'))).toEqual(await readFile(path.join(parentDir, 'weights.bin')));
-    expect((await readdir(path.join(s.config.dataDir, 'uploads'))).filter((n) => n.startsWith('train-'))).toEqual([]);
+    expect(await leftoverUploads(s)).toEqual([]);
   });
 
   it('refuses a selection with too few stored images, and an unknown model', async () => {

@@ -67,6 +67,7 @@ export function modelsRouter(ctx: Context): Router {
     let options: TrainOptions;
     let dataDir: string;
     let source: string;
+    const uploaded = /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
     if (/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
       // Streamed to disk: a training set can be thousands of large files.
       dataDir = path.join(ctx.jobs.uploadsDir, `train-${Date.now()}-${randomBytes(4).toString('hex')}`);
@@ -94,7 +95,13 @@ export function modelsRouter(ctx: Context): Router {
       dataDir = dataset.dir;
       source = `datasets/${dataset.name}`;
     }
-    const job = ctx.jobs.submit({ options, dataDir, source, createdBy: who.keyId });
+    let job;
+    try {
+      job = ctx.jobs.submit({ options, dataDir, source, createdBy: who.keyId });
+    } catch (err) {
+      if (uploaded) await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
     audit(ctx.db, { keyId: who.keyId, action: 'model.train', target: `job:${job.id}`, detail: { source, options }, now: ctx.clock.now() });
     res.status(202).json(jobView(job));
   });
@@ -116,10 +123,16 @@ export function modelsRouter(ctx: Context): Router {
       until: timeParam(body.until, 'until'),
       limit: intParam(body.limit, 'limit', { min: MIN_RECALIBRATION_IMAGES, max: 5000, fallback: 500 }),
     };
+    const meta = await ctx.registry.meta(parent.id);
     const { dir, count } = await linkStoredImages(ctx.db, ctx.files, ctx.jobs.uploadsDir, sel);
     const where = [sel.source ? `source ${sel.source}` : 'all sources', sel.since ? `since ${new Date(sel.since).toISOString()}` : '', sel.until ? `until ${new Date(sel.until).toISOString()}` : ''].filter(Boolean).join(', ');
-    const meta = await ctx.registry.meta(parent.id);
-    const job = ctx.jobs.submit({ options: meta.options, dataDir: dir, source: `recalibration of ${parent.id} on ${count} stored images (${where})`, createdBy: who.keyId, parentModel: parent.id });
+    let job;
+    try {
+      job = ctx.jobs.submit({ options: meta.options, dataDir: dir, source: `recalibration of ${parent.id} on ${count} stored images (${where})`, createdBy: who.keyId, parentModel: parent.id });
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
     audit(ctx.db, { keyId: who.keyId, action: 'model.recalibrate', target: `job:${job.id}`, detail: { parent: parent.id, ...sel, images: count }, now: ctx.clock.now() });
     res.status(202).json(jobView(job));
   });
