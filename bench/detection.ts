@@ -15,13 +15,14 @@
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { assess, auroc, buildCalibration } from '../server/domain/calibration.js';
+import { assess, auroc } from '../server/domain/calibration.js';
 import { CHANNELS, type Calibration, type TrainOptions } from '../server/domain/types.js';
 import { initBackend } from '../server/ml/backend.js';
 import { loadImages, type ImageSet } from '../server/ml/dataset.js';
 import { scoreImages } from '../server/ml/score.js';
 import { loadModel, saveModel } from '../server/ml/model-store.js';
-import { calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector, type FittedDetector } from '../server/services/fit.js';
+import { channelRank } from '../server/services/detector.js';
+import { calibrateOn, calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector, type FittedDetector } from '../server/services/fit.js';
 import { machine, writeResult } from './results-file.js';
 
 const { values: v } = parseArgs({
@@ -124,12 +125,7 @@ const base = { vae: fitted.vae, likelihood: fitted.options.likelihood, sigma2: f
 
 // The legacy judgement on the same weights and the same held-out split.
 const { val } = calibrationSplit(trainSet, fitted.options);
-const legacyVal = scoreImages(base, val).scores;
-const legacyCal: Calibration = buildCalibration(
-  { kl: legacyVal.map((s) => s.kl), recon: legacyVal.map((s) => s.recon), elbo: legacyVal.map((s) => s.elbo) },
-  options.falseAlarmRate,
-  1,
-);
+const legacyCal: Calibration = calibrateOn(base, val, options.falseAlarmRate);
 
 type Scheme = { name: string; cal: Calibration; local: boolean };
 const schemes: Scheme[] = [
@@ -150,8 +146,7 @@ for (const scheme of schemes) {
     const pi = data.anomalous.map((x, i) => (group === 'all' || x.group === group ? i : -1)).filter((i) => i >= 0);
     const a: Record<string, number> = {};
     for (const ch of CHANNELS) {
-      // A two-sided channel ranks by its p-value, as the verdict reads it.
-      const rank = scheme.cal.twoSided?.includes(ch) ? (s: (typeof neg)[number]) => -Math.log(s.p[ch]) : (s: (typeof neg)[number]) => s[ch];
+      const rank = channelRank(scheme.cal, ch);
       a[ch] = auroc(ni.map((i) => rank(neg[i])), pi.map((i) => rank(pos[i])));
     }
     a.combined = auroc(ni.map((i) => -Math.log(neg[i].p.combined)), pi.map((i) => -Math.log(pos[i].p.combined)));

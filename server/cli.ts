@@ -12,7 +12,7 @@ import type { TrainOptions, TrainProgress } from './domain/types.js';
 import { CHANNELS } from './domain/types.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
 import { countSkipped, describeSkipped, listImageFiles, listTrainingImages, loadImages } from './ml/dataset.js';
-import { evaluateFiles, loadDetector, scoreFiles, scoreSet, type FileResult } from './services/detector.js';
+import { evaluateFiles, loadDetector, scoreFiles, type FileResult } from './services/detector.js';
 import { recalibratedMeta, writeRecalibrated } from './services/recalibrate.js';
 import { DEFAULT_TRAIN_OPTIONS } from './services/fit.js';
 import { trainModel } from './services/train-model.js';
@@ -227,9 +227,7 @@ async function recalibrate(args: string[], out: Out, backend: () => Promise<Back
     const { files } = await listTrainingImages(dataDir, dataDir);
     const loaded = await loadImages(files, { size: detector.meta.input.size, channels: detector.meta.input.channels });
     for (const f of loaded.failures) out.stderr.write(`skipped ${f.error.message}\n`);
-    // How the current calibration judges these normal images: the drift being corrected.
-    const before = scoreSet(detector, loaded.set).filter((s) => s.anomaly).length / Math.max(1, loaded.set.count);
-    const meta = recalibratedMeta(detector, loaded.set, { outDir, source: path.resolve(dataDir) });
+    const { meta, flaggedBefore: before } = recalibratedMeta(detector, loaded.set, { outDir, source: path.resolve(dataDir) });
     await writeRecalibrated({ parentDir: modelDir, outDir, source: dataDir }, meta);
     const thresholds = Object.fromEntries(CHANNELS.map((ch) => [ch, meta.calibration.channels[ch].threshold]));
     if (out.json) {

@@ -1,7 +1,7 @@
 // Rough memory a training run will need, so that options which cannot fit are
 // refused with a clear message before a worker dies inside wasm. Estimates
 // err on the high side; they bound, they do not predict.
-import { levelSizes } from './vae.js';
+import { filtersAt, levelSizes } from './vae.js';
 
 export interface MemoryShape {
   size: number;
@@ -10,9 +10,6 @@ export interface MemoryShape {
   baseFilters: number;
   batchSize: number;
 }
-
-/** Filters of encoder level i (the VAE doubles them per level, capped at 8x). */
-const filtersAt = (i: number, base: number) => base * Math.min(2 ** i, 8);
 
 /** Trainable parameters of the VAE built from these options. */
 export function vaeParameters(o: MemoryShape): number {

@@ -46,7 +46,8 @@ export function levelSizes(size: number): number[] {
   return sizes;
 }
 
-function filtersAt(level: number, base: number): number {
+/** Filters of encoder level `level`: doubling per level, capped at 8x the base. */
+export function filtersAt(level: number, base: number): number {
   return base * Math.min(2 ** level, 8);
 }
 

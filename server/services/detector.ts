@@ -2,7 +2,7 @@
 // results, one file at a time or in batches, and evaluates AUROC.
 import { auroc, assess } from '../domain/calibration.js';
 import { AppError, errorBody } from '../domain/errors.js';
-import type { Assessment, Channel, ModelMeta, RawScores } from '../domain/types.js';
+import type { Assessment, Calibration, Channel, ModelMeta, RawScores } from '../domain/types.js';
 import { CHANNELS } from '../domain/types.js';
 import { loadImages, type ImageSet, type LoadFailure } from '../ml/dataset.js';
 import { loadModel } from '../ml/model-store.js';
@@ -59,6 +59,11 @@ export async function scoreFiles(
   }
 }
 
+/** How an image ranks on a channel for AUROC: a two-sided channel by its p-value, as the verdict reads it. */
+export function channelRank(cal: Calibration, ch: Channel): (s: ScoredImage) => number {
+  return cal.twoSided?.includes(ch) ? (s) => -Math.log(s.p[ch]) : (s) => s[ch];
+}
+
 export interface Evaluation {
   auroc: Record<Channel | 'combined', number>;
   normal: number;
@@ -78,10 +83,8 @@ export function evaluateSets(d: Detector, normal: ImageSet, anomalous: ImageSet)
   const neg = scoreSet(d, normal);
   const pos = scoreSet(d, anomalous);
   const result = {} as Evaluation['auroc'];
-  // A two-sided channel is ranked the way the verdict reads it: by its p-value.
-  const twoSided = new Set(d.meta.calibration.twoSided ?? []);
   for (const ch of CHANNELS) {
-    const rank = twoSided.has(ch) ? (s: ScoredImage) => -Math.log(s.p[ch]) : (s: ScoredImage) => s[ch];
+    const rank = channelRank(d.meta.calibration, ch);
     result[ch] = auroc(neg.map(rank), pos.map(rank));
   }
   result.combined = auroc(neg.map(combinedScore), pos.map(combinedScore));

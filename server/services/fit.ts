@@ -2,12 +2,12 @@
 // rest, then calibrate every channel on the held-out split (docs/architecture.md,
 // Scores and calibration).
 import { AppError } from '../domain/errors.js';
-import { buildCalibration, thresholdAt } from '../domain/calibration.js';
-import type { Calibration, ModelMeta, TrainOptions, TrainProgress } from '../domain/types.js';
+import { buildCalibration } from '../domain/calibration.js';
+import type { Calibration, Channel, LocalMapStats, ModelMeta, RawScores, TrainOptions, TrainProgress } from '../domain/types.js';
 import { subset, type ImageSet } from '../ml/dataset.js';
 import { mulberry32, shuffledIndices } from '../ml/random.js';
 import { fitLocalStats } from '../ml/local-maps.js';
-import { scoreImages } from '../ml/score.js';
+import { scoreImages, type ScoringModel } from '../ml/score.js';
 import { trainVae, type TrainResult } from '../ml/train.js';
 import { datasetBytes, gib, MAX_DATASET_BYTES, MAX_STEP_BYTES, trainingStepBytes } from '../ml/memory.js';
 import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
@@ -97,6 +97,32 @@ export interface FittedDetector {
   split: { train: number; validation: number };
 }
 
+/**
+ * Scores held-out normal images and calibrates every channel on them. With
+ * local maps the heatmap's colour scale is the recon threshold (a region as
+ * bad as what raises an alert sits near the top); older models keep
+ * `heatmapScale`.
+ */
+export function calibrateOn(model: ScoringModel, set: ImageSet, falseAlarmRate: number, o: { twoSided?: Channel[]; heatmapScale?: number } = {}): Calibration {
+  return calibrationFromScores(scoreImages(model, set).scores, falseAlarmRate, { ...o, local: model.local });
+}
+
+/** calibrateOn for scores already computed. */
+export function calibrationFromScores(
+  scores: readonly RawScores[],
+  falseAlarmRate: number,
+  o: { twoSided?: Channel[]; local?: LocalMapStats; heatmapScale?: number },
+): Calibration {
+  const cal = buildCalibration(
+    { kl: scores.map((s) => s.kl), recon: scores.map((s) => s.recon), elbo: scores.map((s) => s.elbo) },
+    falseAlarmRate,
+    o.heatmapScale ?? 1,
+    { twoSided: o.twoSided, local: o.local },
+  );
+  if (o.local) cal.heatmapScale = cal.channels.recon.threshold;
+  return cal;
+}
+
 /** The seeded split fitDetector makes: held-out images for calibration first, the rest for training. */
 export function calibrationSplit(set: ImageSet, o: Pick<TrainOptions, 'seed' | 'validationFraction' | 'minValidation'>): { train: ImageSet; val: ImageSet } {
   const order = shuffledIndices(set.count, mulberry32(o.seed));
@@ -119,15 +145,7 @@ export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHook
     const likelihood = { kind: o.likelihood, sigma2: training.sigma2 };
     // Per-pixel normalisation from the training split; calibration from the held-out one.
     const local = fitLocalStats(vae, train);
-    const scored = scoreImages({ vae, likelihood: o.likelihood, sigma2: training.sigma2, local }, val);
-    const recon = scored.scores.map((s) => s.recon);
-    const calibration = buildCalibration(
-      { kl: scored.scores.map((s) => s.kl), recon, elbo: scored.scores.map((s) => s.elbo) },
-      o.falseAlarmRate,
-      // The heatmap's colour scale: a region as bad as the recon threshold is near the top.
-      thresholdAt(Array.from(Float64Array.from(recon).sort()), o.falseAlarmRate),
-      { twoSided: ['kl'], local },
-    );
+    const calibration = calibrateOn({ vae, likelihood: o.likelihood, sigma2: training.sigma2, local }, val, o.falseAlarmRate, { twoSided: ['kl'] });
     return { vae, likelihood, calibration, training, options: o, split: { train: train.count, validation: val.count } };
   } catch (err) {
     vae.model.dispose();

@@ -9,13 +9,14 @@ import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { listImages } from '../db/images.js';
 import type { Db } from '../db/open.js';
-import { buildCalibration, thresholdAt } from '../domain/calibration.js';
+import { assess } from '../domain/calibration.js';
 import { AppError } from '../domain/errors.js';
 import type { ModelMeta } from '../domain/types.js';
 import type { ImageSet } from '../ml/dataset.js';
 import { scoreImages } from '../ml/score.js';
 import { scoringModel, type Detector } from './detector.js';
 import type { FileStore } from './file-store.js';
+import { calibrationFromScores } from './fit.js';
 
 /** Fewer images cannot say where the top 1 % of normal scores lies. */
 export const MIN_RECALIBRATION_IMAGES = 50;
@@ -29,7 +30,11 @@ export interface RecalibrationRequest {
   now?: () => Date;
 }
 
-export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<RecalibrationRequest, 'outDir' | 'source' | 'now'>): ModelMeta {
+/**
+ * The new version's meta.json, and the share of these normal images the
+ * current calibration flags (the drift being corrected). Scores them once.
+ */
+export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<RecalibrationRequest, 'outDir' | 'source' | 'now'>): { meta: ModelMeta; flaggedBefore: number } {
   const { meta } = d;
   if (set.size !== meta.input.size || set.channels !== meta.input.channels) {
     throw new AppError('bad_request', `images must be decoded at the model's ${meta.input.size}x${meta.input.size}x${meta.input.channels}`);
@@ -39,21 +44,18 @@ export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<Recalibra
   }
   const scores = scoreImages(scoringModel(d), set).scores;
   const old = meta.calibration;
-  const recon = scores.map((s) => s.recon);
-  const calibration = buildCalibration(
-    { kl: scores.map((s) => s.kl), recon, elbo: scores.map((s) => s.elbo) },
-    old.falseAlarmRate,
-    // Local maps keep their scale tied to the recon threshold; older models keep theirs.
-    old.local ? thresholdAt(Array.from(Float64Array.from(recon).sort()), old.falseAlarmRate) : old.heatmapScale,
-    { twoSided: old.twoSided, local: old.local },
-  );
+  const flaggedBefore = scores.filter((s) => assess(old, s).anomaly).length / scores.length;
+  const calibration = calibrationFromScores(scores, old.falseAlarmRate, { twoSided: old.twoSided, local: old.local, heatmapScale: old.heatmapScale });
   const at = (req.now ?? (() => new Date()))();
   return {
-    ...meta,
-    id: path.basename(path.resolve(req.outDir)),
-    createdAt: at.toISOString(),
-    calibration,
-    lineage: { parent: meta.id, kind: 'recalibration', source: req.source, images: set.count, at: at.toISOString() },
+    meta: {
+      ...meta,
+      id: path.basename(path.resolve(req.outDir)),
+      createdAt: at.toISOString(),
+      calibration,
+      lineage: { parent: meta.id, kind: 'recalibration', source: req.source, images: set.count, at: at.toISOString() },
+    },
+    flaggedBefore,
   };
 }
 

@@ -42,7 +42,7 @@ async function recalibrateModel(parentDir: string, files: string[]): Promise<str
     const { size, channels } = detector.meta.input;
     const loaded = await loadImages(files, { size, channels }, (loaded, total) => port.postMessage({ type: 'progress', event: { type: 'loading', loaded, total } } satisfies WorkerMessage));
     port.postMessage({ type: 'progress', event: { type: 'calibrating', images: loaded.set.count } } satisfies WorkerMessage);
-    const meta = recalibratedMeta(detector, loaded.set, { outDir: input.outDir, source: input.source });
+    const { meta } = recalibratedMeta(detector, loaded.set, { outDir: input.outDir, source: input.source });
     await writeRecalibrated({ parentDir, outDir: input.outDir, source: input.source }, meta);
     return meta.id;
   } finally {

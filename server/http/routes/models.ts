@@ -68,7 +68,7 @@ export function modelsRouter(ctx: Context): Router {
     let dataDir: string;
     let source: string;
     const uploaded = /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
-    if (/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
+    if (uploaded) {
       // Streamed to disk: a training set can be thousands of large files.
       dataDir = path.join(ctx.jobs.uploadsDir, `train-${Date.now()}-${randomBytes(4).toString('hex')}`);
       const limits = { field: 'images', maxFileBytes: ctx.config.maxUploadBytes, maxFiles: ctx.config.maxTrainFiles, maxTotalBytes: ctx.config.maxTrainBytes };
