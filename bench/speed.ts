@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../server/ml/backend.js';
 import type { ImageSet } from '../server/ml/dataset.js';
 import { mulberry32 } from '../server/ml/random.js';
+import { fitLocalStats } from '../server/ml/local-maps.js';
 import { scoreImages } from '../server/ml/score.js';
 import { trainVae } from '../server/ml/train.js';
 import { createVae } from '../server/ml/vae.js';
@@ -55,11 +56,15 @@ async function measure(size: number, backend: BackendName) {
     }, slow ? 1 : Infinity, !slow);
   const score1 = await rate(1, () => void scoreImages(m, one), slow ? 20 : Infinity);
   const score64 = await rate(64, () => void scoreImages(m, batch, { batchSize: 64 }), slow ? 2 : Infinity);
+  // Models trained now score through local error maps (SSIM, standardisation, smoothing, top-k).
+  const local = fitLocalStats(vae, batch);
+  const scoreLocal64 = await rate(64, () => void scoreImages({ ...m, local }, batch, { batchSize: 64 }), slow ? 2 : Infinity);
   const result: Record<string, unknown> = {
     size, parameters: vae.model.countParams(),
     trainImagesPerSecond: Number.isNaN(train.imagesPerSecond) ? null : train.imagesPerSecond,
     scoreImagesPerSecondBatch1: score1.imagesPerSecond,
     scoreImagesPerSecondBatch64: score64.imagesPerSecond,
+    scoreLocalMapsImagesPerSecondBatch64: scoreLocal64.imagesPerSecond,
   };
   if (backend === 'wasm') {
     // Before/after for the custom Conv2DBackpropInput (the decoder's transposed convolutions).
@@ -87,7 +92,7 @@ for (const name of requested) {
     const r = await measure(size, name);
     results.push({ backend: info.name, provider: info.provider, ...r });
     const f = (x: unknown) => (typeof x === 'number' ? x.toFixed(1).padStart(8) : '     n/a');
-    console.log(`${info.name.padEnd(10)} ${size}x${size}  train ${f(r.trainImagesPerSecond)} img/s  score b1 ${f(r.scoreImagesPerSecondBatch1)}  b64 ${f(r.scoreImagesPerSecondBatch64)} img/s` +
+    console.log(`${info.name.padEnd(10)} ${size}x${size}  train ${f(r.trainImagesPerSecond)} img/s  score b1 ${f(r.scoreImagesPerSecondBatch1)}  b64 ${f(r.scoreImagesPerSecondBatch64)} img/s  local-map b64 ${f(r.scoreLocalMapsImagesPerSecondBatch64)} img/s` +
       (r.stockKernelScoreImagesPerSecondBatch64 ? `  (stock kernel: train ${f(r.stockKernelTrainImagesPerSecond)}, score b64 ${f(r.stockKernelScoreImagesPerSecondBatch64)})` : ''));
   }
 }
