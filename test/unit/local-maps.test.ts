@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { assess } from '../../server/domain/calibration.js';
 import { initBackend } from '../../server/ml/backend.js';
 import { loadImages } from '../../server/ml/dataset.js';
-import { localMap, localScore, pixelErrors, smoothingWindow } from '../../server/ml/local-maps.js';
+import { fitLocalStats, localMap, localScore, pixelErrors, smoothingWindow } from '../../server/ml/local-maps.js';
 import { scoreImages } from '../../server/ml/score.js';
 import { loadDetector, scoringModel } from '../../server/services/detector.js';
 import { TINY_MODEL_CACHE } from '../server-helpers.js';
@@ -43,6 +43,20 @@ describe('pixelErrors, localMap and localScore', () => {
 });
 
 describe('a small trained model', () => {
+  it('scores through local maps, and fits their statistics, without leaving tensors behind', async () => {
+    const detector = await loadDetector(TINY_MODEL_CACHE);
+    try {
+      const files = (await readdir('fixtures/normal')).sort().slice(300, 310).map((f) => path.join('fixtures/normal', f));
+      const { set } = await loadImages(files, { size: 28, channels: 1 });
+      const before = tf.memory().numTensors;
+      scoreImages(scoringModel(detector), set, { errorMaps: true, reconstructions: true });
+      fitLocalStats(detector.vae, set);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      detector.vae.model.dispose();
+    }
+  });
+
   it('flags a thin scratch that the mean squared error over the whole image misses', async () => {
     const detector = await loadDetector(TINY_MODEL_CACHE);
     try {
