@@ -5,6 +5,10 @@
 //
 //   npm run bench:detection -- --dataset fixtures
 //   npm run bench:detection -- --dataset elpv [--elpv ../shared/datasets/elpv] [--epochs 30]
+//   npm run bench:detection -- --dataset elpv --resolution whole   # force the whole-image path
+//
+// Options a user leaves unset (channels, tiling) are chosen from the images
+// as `latentwatch train` chooses them; --resolution N tiles at N px.
 //
 // Splits are fixed, with no randomness:
 //   fixtures: the first 300 normal fixtures (by name) train, the last 100 are
@@ -16,13 +20,15 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { assess, auroc } from '../server/domain/calibration.js';
-import { CHANNELS, type Calibration, type TrainOptions } from '../server/domain/types.js';
+import { CHANNELS, type Calibration, type TrainOptions, type TrainProgress } from '../server/domain/types.js';
 import { initBackend } from '../server/ml/backend.js';
-import { loadImages, type ImageSet } from '../server/ml/dataset.js';
+import type { ImageSet } from '../server/ml/dataset.js';
 import { scoreImages } from '../server/ml/score.js';
 import { loadModel, saveModel } from '../server/ml/model-store.js';
-import { channelRank } from '../server/services/detector.js';
-import { calibrateOn, calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector, type FittedDetector } from '../server/services/fit.js';
+import { defaultStride } from '../server/ml/tiles.js';
+import { channelRank, inputCount, loadInput, scoreSet, type Detector, type ModelInput, type ScoredImage } from '../server/services/detector.js';
+import { calibrateOn, calibrationSplit, DEFAULT_TRAIN_OPTIONS, fitDetector, fitTiledDetector, type FittedDetector } from '../server/services/fit.js';
+import { fittedMeta, optionsForImages } from '../server/services/train-model.js';
 import { machine, writeResult } from './results-file.js';
 
 const { values: v } = parseArgs({
@@ -32,6 +38,7 @@ const { values: v } = parseArgs({
     epochs: { type: 'string' },
     size: { type: 'string' },
     seed: { type: 'string' },
+    resolution: { type: 'string' },
     tag: { type: 'string' },
     /** Keep the trained model here, or judge a model saved before instead of training. */
     save: { type: 'string' },
@@ -75,70 +82,69 @@ async function elpv(root: string): Promise<Dataset> {
 }
 
 const data = v.dataset === 'elpv' ? await elpv(v.elpv!) : await fixtures();
-const options: TrainOptions = {
+const requested: TrainOptions = {
   ...DEFAULT_TRAIN_OPTIONS,
   ...(v.epochs ? { epochs: Number(v.epochs) } : {}),
   ...(v.size ? { size: Number(v.size) } : {}),
   ...(v.seed ? { seed: Number(v.seed) } : {}),
+  resolution: v.resolution && v.resolution !== 'whole' && v.resolution !== 'auto' ? Number(v.resolution) : null,
 };
+const options = await optionsForImages(data.train, requested, { channels: true, resolution: v.resolution === undefined || v.resolution === 'auto' });
 const backend = await initBackend();
-const decode = { size: options.size, channels: options.channels };
-const load = async (files: string[]): Promise<ImageSet> => {
-  const loaded = await loadImages(files, decode);
+const shape = options.resolution != null
+  ? { size: options.size, channels: options.channels, resize: 'tiles' as const, tiling: { resolution: options.resolution, stride: defaultStride(options.size) } }
+  : { size: options.size, channels: options.channels, resize: 'fill' as const };
+const load = async (files: string[]): Promise<ModelInput> => {
+  const loaded = await loadInput(shape, files);
   if (loaded.failures.length) throw new Error(`unreadable: ${loaded.failures.map((f) => f.file).join(', ')}`);
-  return loaded.set;
+  return loaded.input;
 };
-const [trainSet, normalSet, anomalousSet] = [await load(data.train), await load(data.normal.map((x) => x.file)), await load(data.anomalous.map((x) => x.file))];
-console.error(`${v.dataset}: ${trainSet.count} training normals, ${normalSet.count} test normals, ${anomalousSet.count} test anomalies; backend ${backend.name}; ${options.size} px, ${options.epochs} epochs`);
+const [trainInput, normalInput, anomalousInput] = [await load(data.train), await load(data.normal.map((x) => x.file)), await load(data.anomalous.map((x) => x.file))];
+const tiled = Array.isArray(trainInput);
+console.error(`${v.dataset}: ${inputCount(trainInput)} training normals, ${inputCount(normalInput)} test normals, ${inputCount(anomalousInput)} test anomalies; backend ${backend.name}; ` +
+  `${tiled ? `${options.size} px tiles at ${options.resolution} px` : `${options.size} px whole`}, ${options.channels} channel(s), ${options.epochs} epochs`);
 
 const started = performance.now();
+const onProgress = (e: TrainProgress) => {
+  if (e.type === 'epoch') process.stderr.write(`\repoch ${e.epoch}/${e.epochs} val ${e.valLoss.toFixed(1)} ${Math.round(e.imagesPerSecond)} img/s   `);
+};
 const fitted = v.model
   ? await loadFitted(v.model)
-  : await fitDetector(trainSet, options, {
-      onProgress: (e) => {
-        if (e.type === 'epoch') process.stderr.write(`\repoch ${e.epoch}/${e.epochs} val ${e.valLoss.toFixed(1)} ${Math.round(e.imagesPerSecond)} img/s   `);
-      },
-    });
+  : Array.isArray(trainInput) ? await fitTiledDetector(trainInput, options, { onProgress }) : await fitDetector(trainInput, options, { onProgress });
 const trainSeconds = (performance.now() - started) / 1000;
 process.stderr.write('\n');
-if (v.save && !v.model) {
-  await saveModel(v.save, fitted.vae, {
-    format: 'latentwatch-vae/1', id: path.basename(v.save), createdAt: new Date().toISOString(),
-    input: { size: options.size, channels: options.channels, resize: 'fill' }, options: fitted.options, likelihood: fitted.likelihood,
-    dataset: { source: v.dataset!, images: trainSet.count, train: fitted.split.train, validation: fitted.split.validation, skipped: 0 },
-    training: { epochs: fitted.training.epochs, bestEpoch: fitted.training.bestEpoch, stoppedEarly: fitted.training.stoppedEarly, seconds: fitted.training.seconds, imagesPerSecond: fitted.training.imagesPerSecond },
-    calibration: fitted.calibration, parameters: fitted.vae.model.countParams(), backend: backend.name,
-  });
-}
+const meta = fittedMeta(fitted, { id: path.basename(v.save ?? 'bench'), source: v.dataset!, images: inputCount(trainInput), skipped: 0, backend: backend.name });
+if (v.save && !v.model) await saveModel(v.save, fitted.vae, meta);
 
 /** A saved model in the shape fitDetector returns (training figures from its meta.json). */
 async function loadFitted(dir: string): Promise<FittedDetector> {
   const { vae, meta } = await loadModel(dir);
-  const { train, val } = calibrationSplit(trainSet, meta.options);
   return {
     vae, likelihood: meta.likelihood, calibration: meta.calibration, options: meta.options,
     training: { ...meta.training, sigma2: meta.likelihood.sigma2 } as unknown as FittedDetector['training'],
-    split: { train: train.count, validation: val.count },
+    split: { train: meta.dataset.train, validation: meta.dataset.validation },
+    ...(meta.input.tiling ? { tiling: meta.input.tiling } : {}),
   };
 }
-const base = { vae: fitted.vae, likelihood: fitted.options.likelihood, sigma2: fitted.likelihood.sigma2 };
+const detector: Detector = { vae: fitted.vae, meta };
+const calibrationImages = fitted.split.validation;
 
-// The legacy judgement on the same weights and the same held-out split.
-const { val } = calibrationSplit(trainSet, fitted.options);
-const legacyCal: Calibration = calibrateOn(base, val, options.falseAlarmRate);
-
-type Scheme = { name: string; cal: Calibration; local: boolean };
-const schemes: Scheme[] = [
-  { name: 'legacy (mean squared error, one-sided)', cal: legacyCal, local: false },
-  { name: 'local maps, two-sided kl', cal: fitted.calibration, local: true },
-];
+type Scheme = { name: string; cal: Calibration; score: (input: ModelInput) => ScoredImage[] };
+const schemes: Scheme[] = [];
+if (!Array.isArray(trainInput)) {
+  // The legacy judgement on the same weights and the same held-out split.
+  const base = { vae: fitted.vae, likelihood: fitted.options.likelihood, sigma2: fitted.likelihood.sigma2 };
+  const { val } = calibrationSplit(trainInput, fitted.options);
+  const legacyCal: Calibration = calibrateOn(base, val, options.falseAlarmRate);
+  schemes.push({ name: 'legacy (mean squared error, one-sided)', cal: legacyCal, score: (input) => scoreImages(base, input as ImageSet).scores.map((s) => ({ ...s, ...assess(legacyCal, s) })) });
+}
+schemes.push({ name: tiled ? 'tiled local maps, two-sided kl' : 'local maps, two-sided kl', cal: fitted.calibration, score: (input) => scoreSet(detector, input) });
 
 const results: Record<string, unknown>[] = [];
 for (const scheme of schemes) {
-  const model = { ...base, local: scheme.local ? fitted.calibration.local : undefined };
   const t0 = performance.now();
-  const neg = scoreImages(model, normalSet).scores.map((s) => ({ ...s, ...assess(scheme.cal, s) }));
-  const pos = scoreImages(model, anomalousSet).scores.map((s) => ({ ...s, ...assess(scheme.cal, s) }));
+  const neg = scheme.score(normalInput);
+  const pos = scheme.score(anomalousInput);
   const imagesPerSecond = (neg.length + pos.length) / ((performance.now() - t0) / 1000);
   const groups: Record<string, unknown> = {};
   for (const group of ['all', ...data.groups.filter((g) => g !== 'all')]) {
@@ -182,7 +188,8 @@ const file = await writeResult(`detection-${v.tag ?? v.dataset}`, {
   machine: machine(),
   backend: backend.name,
   options: fitted.options,
-  split: { train: trainSet.count, calibration: val.count, testNormal: normalSet.count, testAnomalous: anomalousSet.count },
+  input: meta.input,
+  split: { train: fitted.split.train, calibration: calibrationImages, testNormal: inputCount(normalInput), testAnomalous: inputCount(anomalousInput) },
   training: { seconds: trainSeconds, imagesPerSecond: fitted.training.imagesPerSecond, epochs: fitted.training.epochs.length },
   results,
 });

@@ -11,15 +11,16 @@ import { AppError, errorBody } from './domain/errors.js';
 import type { TrainOptions, TrainProgress } from './domain/types.js';
 import { CHANNELS } from './domain/types.js';
 import { initBackend, type BackendInfo } from './ml/backend.js';
-import { countSkipped, describeSkipped, listImageFiles, listTrainingImages, loadImages } from './ml/dataset.js';
-import { evaluateFiles, loadDetector, scoreFiles, type FileResult } from './services/detector.js';
+import { countSkipped, describeSkipped, listImageFiles, listTrainingImages } from './ml/dataset.js';
+import { evaluateFiles, inputCount, loadDetector, loadInput, scoreFiles, type FileResult } from './services/detector.js';
 import { recalibratedMeta, writeRecalibrated } from './services/recalibrate.js';
 import { DEFAULT_TRAIN_OPTIONS } from './services/fit.js';
-import { trainModel } from './services/train-model.js';
+import { optionsForImages, trainModel } from './services/train-model.js';
 import { bar, formatDuration, num, table } from './cli-format.js';
 
 const USAGE = `usage:
   latentwatch train --data <dir> --out <model-dir> [--size N] [--channels 1|3]
+                    [--resolution N|whole] [--calibration-fraction X]
                     [--latent N] [--epochs N] [--batch N] [--beta X] [--seed N]
                     [--filters N] [--likelihood gaussian|bernoulli] [--sigma X]
                     [--patience N] [--json]
@@ -94,16 +95,25 @@ function progressPrinter(out: Out): (e: TrainProgress) => void {
   };
 }
 
+/** "tiles of 64x64 at 256 px (longer side), grey" or "whole image at 64x64, colour". */
+function describeInput(o: TrainOptions): string {
+  const colour = o.channels === 3 ? 'colour' : 'grey';
+  return o.resolution != null
+    ? `input: ${o.size}x${o.size} tiles of each image resized to ${o.resolution} px on its longer side, ${colour}`
+    : `input: whole image resized to ${o.size}x${o.size}, ${colour}`;
+}
+
 async function train(args: string[], out: Out, backend: () => Promise<BackendInfo>, signal: AbortSignal): Promise<number> {
   const { values: v } = parse(args, {
     data: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' }, channels: { type: 'string' },
     latent: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' }, beta: { type: 'string' },
     seed: { type: 'string' }, filters: { type: 'string' }, likelihood: { type: 'string' }, sigma: { type: 'string' }, patience: { type: 'string' },
+    resolution: { type: 'string' }, 'calibration-fraction': { type: 'string' },
   });
   const d = DEFAULT_TRAIN_OPTIONS;
   const data = required(v.data, 'data');
   const outDir = required(v.out, 'out');
-  const options: TrainOptions = {
+  const requested: TrainOptions = {
     ...d,
     size: intFlag(v.size, 'size', d.size),
     channels: intFlag(v.channels, 'channels', d.channels) as 1 | 3,
@@ -116,10 +126,16 @@ async function train(args: string[], out: Out, backend: () => Promise<BackendInf
     patience: intFlag(v.patience, 'patience', d.patience),
     likelihood: (v.likelihood as TrainOptions['likelihood'] | undefined) ?? d.likelihood,
     decoderSigma: v.sigma === undefined ? d.decoderSigma : numFlag(v.sigma, 'sigma', 0),
+    validationFraction: numFlag(v['calibration-fraction'], 'calibration-fraction', d.validationFraction),
+    resolution: v.resolution === undefined || v.resolution === 'auto' || v.resolution === 'whole' ? null : intFlag(v.resolution, 'resolution', 0),
   };
+  // What the user did not choose, the images decide (their colour, size and shape).
+  const auto = { channels: v.channels === undefined, resolution: v.resolution === undefined || v.resolution === 'auto' };
   const info = await backend();
   announceBackend(out, info);
   const { files, skipped } = await listTrainingImages(data);
+  const options = await optionsForImages(files, requested, auto);
+  if (!out.json) out.stderr.write(`${describeInput(options)}\n`);
   if (out.json) emit(out, { type: 'start', backend: info.name, images: files.length, skipped: skipped.length, skippedReasons: countSkipped(skipped), options });
   else if (skipped.length > 0) out.stderr.write(`${data}: ${describeSkipped(skipped)}\n`);
   const { meta, failures } = await trainModel({
@@ -225,16 +241,17 @@ async function recalibrate(args: string[], out: Out, backend: () => Promise<Back
   const detector = await loadDetector(modelDir);
   try {
     const { files } = await listTrainingImages(dataDir, dataDir);
-    const loaded = await loadImages(files, { size: detector.meta.input.size, channels: detector.meta.input.channels });
+    const loaded = await loadInput(detector.meta.input, files);
+    const images = inputCount(loaded.input);
     for (const f of loaded.failures) out.stderr.write(`skipped ${f.error.message}\n`);
-    const { meta, flaggedBefore: before } = recalibratedMeta(detector, loaded.set, { outDir, source: path.resolve(dataDir) });
+    const { meta, flaggedBefore: before } = recalibratedMeta(detector, loaded.input, { outDir, source: path.resolve(dataDir) });
     await writeRecalibrated({ parentDir: modelDir, outDir, source: dataDir }, meta);
     const thresholds = Object.fromEntries(CHANNELS.map((ch) => [ch, meta.calibration.channels[ch].threshold]));
     if (out.json) {
-      emit(out, { type: 'done', model: outDir, id: meta.id, parent: detector.meta.id, images: loaded.set.count, skipped: loaded.failures.length, flaggedBefore: before, thresholds, falseAlarmRate: meta.calibration.falseAlarmRate, backend: info.name });
+      emit(out, { type: 'done', model: outDir, id: meta.id, parent: detector.meta.id, images, skipped: loaded.failures.length, flaggedBefore: before, thresholds, falseAlarmRate: meta.calibration.falseAlarmRate, backend: info.name });
     } else {
       out.stdout.write(
-        `${meta.id}: ${detector.meta.id} recalibrated on ${loaded.set.count} images from ${dataDir}\n` +
+        `${meta.id}: ${detector.meta.id} recalibrated on ${images} images from ${dataDir}\n` +
           `the old calibration flagged ${(before * 100).toFixed(1)}% of them; the new one targets ${(meta.calibration.falseAlarmRate * 100).toFixed(1)}%\n` +
           `written to ${outDir}\n`,
       );

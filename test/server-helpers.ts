@@ -52,10 +52,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function testServer(o: { model?: boolean; env?: Record<string, string>; overrides?: ContextOverrides } = {}): Promise<TestServer> {
+/**
+ * A server on a fresh data directory. `model: false` starts without the tiny
+ * model; `models` copies trained model directories in (the newest is active).
+ */
+export async function testServer(o: { model?: boolean; models?: { name: string; from: string }[]; env?: Record<string, string>; overrides?: ContextOverrides } = {}): Promise<TestServer> {
   const { dir, cleanup } = await tempDir('latentwatch-server-');
   const modelsDir = path.join(dir, 'models');
   if (o.model !== false) await trainTinyModel(path.join(modelsDir, 'tiny'));
+  for (const m of o.models ?? []) await cp(m.from, path.join(modelsDir, m.name), { recursive: true });
   const config = buildConfig({
     dataDir: path.join(dir, 'data'), modelsDir, adminKey: ADMIN_KEY, backend: 'wasm',
     datasetsDir: 'fixtures', maxUploadMb: '1', maxUploadFiles: '10', ...o.env,

@@ -41,8 +41,18 @@ export interface TrainOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  /**
+   * Share of the normal images held out for calibration (never trained on),
+   * and its floor in images (capped at a quarter of the data).
+   */
   validationFraction: number;
   minValidation: number;
+  /**
+   * Tiled models: the longer side, in pixels, of the working resolution
+   * images are cut into tiles of \`size\` at (see ml/tiles.ts). null: the
+   * whole image is resized to one size x size square.
+   */
+  resolution: number | null;
   patience: number;
   seed: number;
   falseAlarmRate: number;
@@ -118,7 +128,11 @@ export interface ModelMeta {
   format: 'latentwatch-vae/1';
   id: string;
   createdAt: string;
-  input: { size: number; channels: 1 | 3; resize: 'fill' };
+  /**
+   * fill: the whole image stretched to size x size. tiles: resized to the
+   * tiling's resolution, aspect ratio kept, and scored in size x size tiles.
+   */
+  input: { size: number; channels: 1 | 3; resize: 'fill' | 'tiles'; tiling?: { resolution: number; stride: number } };
   options: TrainOptions;
   likelihood: { kind: Likelihood; sigma2: number };
   dataset: { source: string; images: number; train: number; validation: number; skipped: number };

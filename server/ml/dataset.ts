@@ -3,7 +3,8 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../domain/errors.js';
-import { decodeImage, type DecodeOptions } from './images.js';
+import { decodeImage, type DecodedImage, type DecodeOptions } from './images.js';
+import type { Picture } from './tiles.js';
 
 export const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heif', '.heic']);
 
@@ -203,15 +204,14 @@ export interface LoadedImages {
   failures: LoadFailure[];
 }
 
-/** Decodes files with bounded concurrency (sharp works on libuv threads). */
-export async function loadImages(
+/** Decodes files with bounded concurrency (sharp works on libuv threads), in input order. */
+async function decodeFiles(
   files: readonly string[],
   opts: DecodeOptions,
   onProgress?: (loaded: number, total: number) => void,
   concurrency = 4,
-): Promise<LoadedImages> {
-  const p = opts.size * opts.size * opts.channels;
-  const decoded: (Float32Array | null)[] = new Array(files.length).fill(null);
+): Promise<{ decoded: (DecodedImage | null)[]; failures: LoadFailure[] }> {
+  const decoded: (DecodedImage | null)[] = new Array(files.length).fill(null);
   const failures: LoadFailure[] = [];
   let next = 0;
   let done = 0;
@@ -220,7 +220,7 @@ export async function loadImages(
       const i = next++;
       try {
         const bytes = await readFile(files[i]);
-        decoded[i] = (await decodeImage(bytes, opts, files[i])).pixels;
+        decoded[i] = await decodeImage(bytes, opts, files[i]);
       } catch (err) {
         // Decoding errors are AppErrors already; anything else means the file could not be read.
         const error = err instanceof AppError ? err : new AppError('not_found', `${files[i]}: cannot be read (${(err as Error).message})`);
@@ -231,10 +231,47 @@ export async function loadImages(
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+  failures.sort((a, b) => a.file.localeCompare(b.file));
+  return { decoded, failures };
+}
+
+/** Decodes files at the model's square input into one contiguous set. */
+export async function loadImages(
+  files: readonly string[],
+  opts: DecodeOptions,
+  onProgress?: (loaded: number, total: number) => void,
+  concurrency = 4,
+): Promise<LoadedImages> {
+  const { decoded, failures } = await decodeFiles(files, { ...opts, resolution: null }, onProgress, concurrency);
+  const p = opts.size * opts.size * opts.channels;
   const ok = files.filter((_, i) => decoded[i] != null);
   const data = new Float32Array(ok.length * p);
   let k = 0;
-  for (const px of decoded) if (px) data.set(px, p * k++);
-  failures.sort((a, b) => a.file.localeCompare(b.file));
+  for (const img of decoded) if (img) data.set(img.pixels, p * k++);
   return { set: { data, count: ok.length, size: opts.size, channels: opts.channels }, files: ok, failures };
+}
+
+export interface LoadedPictures {
+  pictures: Picture[];
+  /** The files in `pictures`, in order. */
+  files: string[];
+  failures: LoadFailure[];
+}
+
+/** Decodes files at a tiled model's working resolution (opts.resolution), aspect ratio kept. */
+export async function loadPictures(
+  files: readonly string[],
+  opts: DecodeOptions & { resolution: number },
+  onProgress?: (loaded: number, total: number) => void,
+  concurrency = 4,
+): Promise<LoadedPictures> {
+  const { decoded, failures } = await decodeFiles(files, opts, onProgress, concurrency);
+  const pictures: Picture[] = [];
+  const ok: string[] = [];
+  decoded.forEach((img, i) => {
+    if (!img) return;
+    pictures.push({ pixels: img.pixels, cols: img.cols, rows: img.rows, channels: opts.channels });
+    ok.push(files[i]);
+  });
+  return { pictures, files: ok, failures };
 }

@@ -1,9 +1,12 @@
 // Image bytes -> Float32 pixels in [0, 1] at the model's size and channels.
-// Aspect ratio: images are stretched to the square input ("fill"). A camera
-// produces one aspect ratio, so training and scoring images are distorted
-// identically, and no pixel is cropped away (a defect at the edge stays visible).
+// Aspect ratio: whole-image models stretch images to the square input
+// ("fill"). A camera produces one aspect ratio, so training and scoring images
+// are distorted identically, and no pixel is cropped away (a defect at the
+// edge stays visible). Tiled models resize to their working resolution with
+// the aspect ratio kept (see tiles.ts).
 import sharp from 'sharp';
 import { AppError } from '../domain/errors.js';
+import { workingSize } from './tiles.js';
 
 /**
  * Camera formats only. sharp can also rasterise SVG (and PDF, with some
@@ -18,11 +21,16 @@ export interface DecodeOptions {
   size: number;
   channels: 1 | 3;
   maxPixels?: number;
+  /** Tiled models: resize the longer side to this, aspect ratio kept, instead of size x size. */
+  resolution?: number | null;
 }
 
 export interface DecodedImage {
-  /** size x size x channels, row-major, values in [0, 1]. */
+  /** cols x rows x channels, row-major, values in [0, 1]. */
   pixels: Float32Array;
+  /** Sides of \`pixels\`: size x size, or the working size of a tiled model. */
+  cols: number;
+  rows: number;
   /** Original dimensions and format, before resizing. */
   width: number;
   height: number;
@@ -56,8 +64,9 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeOptions, name =
     }
     let pipeline = input.rotate().flatten({ background: '#000000' });
     pipeline = opts.channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
+    const { cols, rows } = opts.resolution ? workingSize(width, height, opts.resolution, opts.size) : { cols: opts.size, rows: opts.size };
     const { data, info } = await pipeline
-      .resize(opts.size, opts.size, { fit: 'fill' })
+      .resize(cols, rows, { fit: 'fill' })
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== opts.channels) {
@@ -65,7 +74,7 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeOptions, name =
     }
     const pixels = new Float32Array(data.length);
     for (let i = 0; i < data.length; i++) pixels[i] = data[i] / 255;
-    return { pixels, width, height, format: meta.format ?? 'unknown' };
+    return { pixels, cols, rows, width, height, format: meta.format ?? 'unknown' };
   } catch (err) {
     if (err instanceof AppError) throw err;
     throw classify(err, name);

@@ -55,8 +55,10 @@ export function trainingStepBytes(o: MemoryShape): number {
  * decoding (per-image arrays and the joined buffer) and while fitting (the
  * whole set and its train and validation copies).
  */
-export function datasetBytes(o: Pick<MemoryShape, 'size' | 'channels'>, images: number): number {
-  return 2 * 4 * images * o.size * o.size * o.channels;
+export function datasetBytes(o: Pick<MemoryShape, 'size' | 'channels'> & { resolution?: number | null }, images: number): number {
+  // A tiled model holds each image at its working resolution (longer side = resolution).
+  const side = o.resolution ?? o.size;
+  return 2 * 4 * images * side * side * o.channels;
 }
 
 /** A wasm heap is at most 4 GiB; leave room for the allocator and the scoring path. */

@@ -33,22 +33,34 @@ export function heatmapLevel(value: number, scale: number, kind: HeatmapKind): n
   return Math.sqrt(Math.max(0, value) / scale) / 1.5;
 }
 
-export async function heatmapPng(errors: Float32Array, size: number, scale: number, outSize = size, kind: HeatmapKind = 'squared'): Promise<Buffer> {
-  const rgb = Buffer.alloc(size * size * 3);
+/** Pixel grid of a map or image: size x size for whole-image models, the working size for tiled ones. */
+export interface Grid {
+  cols: number;
+  rows: number;
+}
+
+/** Upscales small grids (nearest neighbour, so pixels stay visible) until the shorter side is at least `min`. */
+export function viewGrid(g: Grid, min = 128): Grid {
+  const k = Math.max(1, Math.ceil(min / Math.min(g.cols, g.rows)));
+  return { cols: g.cols * k, rows: g.rows * k };
+}
+
+export async function heatmapPng(errors: Float32Array, grid: Grid, scale: number, kind: HeatmapKind = 'squared', out: Grid = grid): Promise<Buffer> {
+  const rgb = Buffer.alloc(grid.cols * grid.rows * 3);
   for (let i = 0; i < errors.length; i++) {
     const [r, g, b] = rampColour(heatmapLevel(errors[i], scale, kind));
     rgb[i * 3] = r;
     rgb[i * 3 + 1] = g;
     rgb[i * 3 + 2] = b;
   }
-  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).resize(outSize, outSize, { kernel: 'nearest' }).png().toBuffer();
+  return sharp(rgb, { raw: { width: grid.cols, height: grid.rows, channels: 3 } }).resize(out.cols, out.rows, { kernel: 'nearest' }).png().toBuffer();
 }
 
-/** Pixels in [0, 1] (size x size x channels) -> PNG. */
-export async function pixelsPng(pixels: Float32Array, size: number, channels: 1 | 3, outSize = size): Promise<Buffer> {
+/** Pixels in [0, 1] (cols x rows x channels) -> PNG. */
+export async function pixelsPng(pixels: Float32Array, grid: Grid, channels: 1 | 3, out: Grid = grid): Promise<Buffer> {
   const bytes = Buffer.alloc(pixels.length);
   for (let i = 0; i < pixels.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
-  return sharp(bytes, { raw: { width: size, height: size, channels } }).resize(outSize, outSize, { kernel: 'nearest' }).png().toBuffer();
+  return sharp(bytes, { raw: { width: grid.cols, height: grid.rows, channels } }).resize(out.cols, out.rows, { kernel: 'nearest' }).png().toBuffer();
 }
 
 /** A small preview of the original upload, aspect ratio kept. */

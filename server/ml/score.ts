@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Likelihood, LocalMapStats, RawScores } from '../domain/types.js';
 import { pixelsPerImage, type ImageSet } from './dataset.js';
 import { localMap, localScore, pixelErrors } from './local-maps.js';
+import { stitch, tileGrid, tileSet, type Picture, type TileResult } from './tiles.js';
 import { klPerImage, reconNll } from './loss.js';
 import type { Vae } from './vae.js';
 
@@ -81,6 +82,37 @@ export function scoreImages(m: ScoringModel, set: ImageSet, o: ScoreOptions = {}
   for (let start = 0; start < set.count; start += batchSize) {
     const n = Math.min(batchSize, set.count - start);
     scoreBatch(m, set.data.subarray(start * p, (start + n) * p), n, set, o, out);
+  }
+  return out;
+}
+
+/**
+ * Scores pictures through a tiled model: tiles of consecutive pictures share
+ * forward passes, each picture is stitched as soon as its last tile is scored.
+ */
+export function scoreTiled(m: ScoringModel & { local: LocalMapStats }, pictures: readonly Picture[], size: number, stride: number, o: ScoreOptions = {}): ScoredImages {
+  const out: ScoredImages = { scores: [], errorMaps: [], reconstructions: [] };
+  const batchSize = o.batchSize ?? 64;
+  const channels = pictures[0]?.channels ?? 1;
+  const grids = pictures.map((p) => tileGrid(p.cols, p.rows, size, stride));
+  let pending: TileResult[] = [];
+  let picture = 0;
+  const queue = grids.flatMap((g, i) => g.map((t) => ({ picture: i, ...t })));
+  for (let start = 0; start < queue.length; start += batchSize) {
+    const chunk = queue.slice(start, start + batchSize);
+    const scored = scoreImages(m, tileSet(pictures, chunk, size, channels), { errorMaps: true, reconstructions: o.reconstructions, batchSize });
+    chunk.forEach((_, k) => {
+      pending.push({ raw: scored.scores[k], errorMap: scored.errorMaps[k], reconstruction: scored.reconstructions[k] });
+      while (picture < pictures.length && pending.length === grids[picture].length) {
+        const p = pictures[picture];
+        const s = stitch(p.cols, p.rows, channels, size, grids[picture], pending, m.local);
+        out.scores.push(s.raw);
+        if (o.errorMaps) out.errorMaps.push(s.errorMap);
+        if (o.reconstructions && s.reconstruction) out.reconstructions.push(s.reconstruction);
+        pending = [];
+        picture++;
+      }
+    });
   }
   return out;
 }

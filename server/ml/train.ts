@@ -24,6 +24,11 @@ export interface TrainLoopOptions {
   progressEvery?: number;
   signal?: AbortSignal;
   onProgress?: (event: TrainProgress) => void;
+  /**
+   * Fresh training images for each epoch after the first (tiled models:
+   * new random crops), as many as \`train\` holds. Absent: \`train\` every epoch.
+   */
+  epochSet?: (epoch: number) => ImageSet;
 }
 
 export interface TrainResult {
@@ -82,13 +87,15 @@ export async function trainVae(vae: Vae, train: ImageSet, val: ImageSet, o: Trai
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now();
+      const set = epoch > 1 && o.epochSet ? o.epochSet(epoch) : train;
+      if (set.count !== train.count) throw new Error(`epoch ${epoch} brought ${set.count} images instead of ${train.count}`);
       const order = shuffledIndices(train.count, rand);
       let sums = [0, 0, 0, 0]; // loss, recon, kl, sigma2, weighted by batch size
       for (let step = 0; step < steps; step++) {
         throwIfAborted(o.signal);
         const start = step * o.batchSize;
         const n = Math.min(o.batchSize, train.count - start);
-        fillBatch(train, order, start, n, batchBuf);
+        fillBatch(set, order, start, n, batchBuf);
         const noiseSeed = (o.seed * 1_000_003 + globalStep++) >>> 0;
         const parts = tf.tidy(() => {
           const x = tf.tensor4d(batchBuf.subarray(0, n * p), [n, train.size, train.size, train.channels]);

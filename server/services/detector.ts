@@ -4,9 +4,10 @@ import { auroc, assess } from '../domain/calibration.js';
 import { AppError, errorBody } from '../domain/errors.js';
 import type { Assessment, Calibration, Channel, ModelMeta, RawScores } from '../domain/types.js';
 import { CHANNELS } from '../domain/types.js';
-import { loadImages, type ImageSet, type LoadFailure } from '../ml/dataset.js';
+import { loadImages, loadPictures, type ImageSet, type LoadFailure } from '../ml/dataset.js';
 import { loadModel } from '../ml/model-store.js';
-import { scoreImages, type ScoringModel } from '../ml/score.js';
+import { scoreImages, scoreTiled, type ScoredImages, type ScoreOptions, type ScoringModel } from '../ml/score.js';
+import type { Picture } from '../ml/tiles.js';
 import type { Vae } from '../ml/vae.js';
 
 export interface Detector {
@@ -33,8 +34,42 @@ export function scoringModel(d: Detector): ScoringModel {
   return { vae: d.vae, likelihood: d.meta.likelihood.kind, sigma2: d.meta.likelihood.sigma2, local: d.meta.calibration.local };
 }
 
-export function scoreSet(d: Detector, set: ImageSet, batchSize = 64): ScoredImage[] {
-  return scoreImages(scoringModel(d), set, { batchSize }).scores.map((s) => ({ ...s, ...assess(d.meta.calibration, s) }));
+/**
+ * Decoded images as the model reads them: one contiguous set at its square
+ * input, or pictures at the working resolution of a tiled model.
+ */
+export type ModelInput = ImageSet | Picture[];
+
+export function inputCount(input: ModelInput): number {
+  return Array.isArray(input) ? input.length : input.count;
+}
+
+/** Decodes files for this model; unreadable ones are failures, in file order. */
+export async function loadInput(
+  shape: ModelMeta['input'],
+  files: readonly string[],
+  onProgress?: (loaded: number, total: number) => void,
+): Promise<{ input: ModelInput; files: string[]; failures: LoadFailure[] }> {
+  const { size, channels, tiling } = shape;
+  if (tiling) {
+    const loaded = await loadPictures(files, { size, channels, resolution: tiling.resolution }, onProgress);
+    return { input: loaded.pictures, files: loaded.files, failures: loaded.failures };
+  }
+  const loaded = await loadImages(files, { size, channels }, onProgress);
+  return { input: loaded.set, files: loaded.files, failures: loaded.failures };
+}
+
+/** Raw scores (and maps) of decoded images, whole or tiled as the model wants. */
+export function scoreInput(d: Detector, input: ModelInput, o: ScoreOptions = {}): ScoredImages {
+  const m = scoringModel(d);
+  const { tiling, size } = d.meta.input;
+  if (!Array.isArray(input)) return scoreImages(m, input, o);
+  if (!tiling || !m.local) throw new Error('pictures can only be scored by a tiled model');
+  return scoreTiled({ ...m, local: m.local }, input, size, tiling.stride, o);
+}
+
+export function scoreSet(d: Detector, input: ModelInput, batchSize = 64): ScoredImage[] {
+  return scoreInput(d, input, { batchSize }).scores.map((s) => ({ ...s, ...assess(d.meta.calibration, s) }));
 }
 
 /**
@@ -47,11 +82,12 @@ export async function scoreFiles(
   onResult: (r: FileResult, index: number) => void,
   batchSize = 64,
 ): Promise<void> {
-  const opts = { size: d.meta.input.size, channels: d.meta.input.channels };
-  for (let start = 0; start < files.length; start += batchSize) {
-    const chunk = files.slice(start, start + batchSize);
-    const loaded = await loadImages(chunk, opts);
-    const scored = scoreSet(d, loaded.set, batchSize);
+  // Tiled models: fewer files per chunk, each brings dozens of tiles.
+  const perChunk = d.meta.input.tiling ? Math.max(1, Math.floor(batchSize / 8)) : batchSize;
+  for (let start = 0; start < files.length; start += perChunk) {
+    const chunk = files.slice(start, start + perChunk);
+    const loaded = await loadInput(d.meta.input, chunk);
+    const scored = scoreSet(d, loaded.input, batchSize);
     const results = new Map<string, FileResult>();
     loaded.files.forEach((file, k) => results.set(file, { file, ...scored[k] }));
     for (const f of loaded.failures) results.set(f.file, { file: f.file, error: errorBody(f.error) });
@@ -79,7 +115,7 @@ function combinedScore(s: ScoredImage): number {
   return -Math.log(s.p.combined);
 }
 
-export function evaluateSets(d: Detector, normal: ImageSet, anomalous: ImageSet): Omit<Evaluation, 'failures'> {
+export function evaluateSets(d: Detector, normal: ModelInput, anomalous: ModelInput): Omit<Evaluation, 'failures'> {
   const neg = scoreSet(d, normal);
   const pos = scoreSet(d, anomalous);
   const result = {} as Evaluation['auroc'];
@@ -98,11 +134,10 @@ export function evaluateSets(d: Detector, normal: ImageSet, anomalous: ImageSet)
 }
 
 export async function evaluateFiles(d: Detector, normalFiles: string[], anomalousFiles: string[]): Promise<Evaluation> {
-  const opts = { size: d.meta.input.size, channels: d.meta.input.channels };
-  const [normal, anomalous] = [await loadImages(normalFiles, opts), await loadImages(anomalousFiles, opts)];
+  const [normal, anomalous] = [await loadInput(d.meta.input, normalFiles), await loadInput(d.meta.input, anomalousFiles)];
   for (const [name, loaded] of [['normal', normal], ['anomalous', anomalous]] as const) {
-    if (loaded.set.count === 0) throw new AppError('not_enough_images', `no readable ${name} images to evaluate`);
+    if (inputCount(loaded.input) === 0) throw new AppError('not_enough_images', `no readable ${name} images to evaluate`);
   }
   const failures = [...normal.failures, ...anomalous.failures].map((f: LoadFailure) => ({ file: f.file, error: f.error.toJSON() }));
-  return { ...evaluateSets(d, normal.set, anomalous.set), failures };
+  return { ...evaluateSets(d, normal.input, anomalous.input), failures };
 }

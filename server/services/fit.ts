@@ -7,12 +7,16 @@ import type { Calibration, Channel, LocalMapStats, ModelMeta, RawScores, TrainOp
 import { subset, type ImageSet } from '../ml/dataset.js';
 import { mulberry32, shuffledIndices } from '../ml/random.js';
 import { fitLocalStats } from '../ml/local-maps.js';
-import { scoreImages, type ScoringModel } from '../ml/score.js';
+import { scoreImages, scoreTiled, type ScoringModel } from '../ml/score.js';
+import { allTiles, defaultStride, tileSet, type Picture } from '../ml/tiles.js';
 import { trainVae, type TrainResult } from '../ml/train.js';
 import { datasetBytes, gib, MAX_DATASET_BYTES, MAX_STEP_BYTES, trainingStepBytes } from '../ml/memory.js';
 import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
 
 export const MIN_TRAINING_IMAGES = 20;
+
+/** Working resolutions above this make thousands of tiles per image: score in parts instead. */
+export const MAX_RESOLUTION = 4096;
 
 /** batchSize 0 means: pick one from the number of training images (see autoBatchSize). */
 export const AUTO_BATCH = 0;
@@ -39,8 +43,9 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   epochs: 30,
   batchSize: AUTO_BATCH,
   learningRate: 1e-3,
-  validationFraction: 0.1,
-  minValidation: 50,
+  validationFraction: 0.2,
+  minValidation: 100,
+  resolution: null,
   patience: 5,
   seed: 42,
   falseAlarmRate: 0.01,
@@ -57,7 +62,10 @@ export function validateTrainOptions(o: TrainOptions): void {
   posInt(o.patience, '--patience', 10_000);
   if (!(o.beta > 0 && o.beta <= 1000)) throw bad(`--beta must be a number above 0 and at most 1000, got ${o.beta}`);
   if (!(o.learningRate > 0 && o.learningRate < 1)) throw bad(`learning rate must be in (0, 1), got ${o.learningRate}`);
-  if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw bad(`validation fraction must be in (0, 1), got ${o.validationFraction}`);
+  if (!(o.validationFraction >= 0.05 && o.validationFraction <= 0.5)) throw bad(`--calibration-fraction must be from 0.05 to 0.5, got ${o.validationFraction}`);
+  if (o.resolution != null && !(Number.isInteger(o.resolution) && o.resolution >= o.size && o.resolution <= MAX_RESOLUTION)) {
+    throw bad(`--resolution must be an integer from the tile size (${o.size}) to ${MAX_RESOLUTION}, got ${o.resolution}`);
+  }
   if (!(o.falseAlarmRate > 0 && o.falseAlarmRate < 1)) throw bad(`false-alarm rate must be in (0, 1), got ${o.falseAlarmRate}`);
   if (o.likelihood !== 'gaussian' && o.likelihood !== 'bernoulli') throw bad(`likelihood must be gaussian or bernoulli, got ${o.likelihood}`);
   if (o.decoderSigma !== null && !(o.decoderSigma > 0 && o.decoderSigma <= 10)) throw bad(`--sigma must be a number in (0, 10], got ${o.decoderSigma}`);
@@ -73,11 +81,11 @@ export function validateTrainOptions(o: TrainOptions): void {
 export function checkTrainingMemory(o: TrainOptions, images: number): void {
   const bytes = datasetBytes(o, images);
   if (bytes > MAX_DATASET_BYTES) {
-    throw new AppError('invalid_option', `${images} images at ${o.size}x${o.size}x${o.channels} need about ${gib(bytes)} of memory once decoded, more than the ${gib(MAX_DATASET_BYTES)} allowed: train on fewer images or a smaller --size`);
+    throw new AppError('invalid_option', `${images} images at ${o.resolution != null ? `up to ${o.resolution}x${o.resolution}` : `${o.size}x${o.size}`}x${o.channels} need about ${gib(bytes)} of memory once decoded, more than the ${gib(MAX_DATASET_BYTES)} allowed: train on fewer images or a smaller ${o.resolution != null ? '--resolution' : '--size'}`);
   }
 }
 
-/** 10 % by default, but at least `minValidation` (capped at a quarter of the data). */
+/** 20 % by default, but at least `minValidation` (capped at a quarter of the data). */
 export function validationCount(n: number, fraction: number, minValidation: number): number {
   return Math.max(Math.ceil(fraction * n), Math.min(minValidation, Math.floor(n / 4)));
 }
@@ -95,6 +103,8 @@ export interface FittedDetector {
   /** The options as used, with the batch size resolved. */
   options: TrainOptions;
   split: { train: number; validation: number };
+  /** Tiled models only. */
+  tiling?: { resolution: number; stride: number };
 }
 
 /**
@@ -123,11 +133,86 @@ export function calibrationFromScores(
   return cal;
 }
 
+type SplitOptions = Pick<TrainOptions, 'seed' | 'validationFraction' | 'minValidation'>;
+
+/** Seeded indices of n images: held-out ones for calibration, the rest for training. */
+function splitIndices(n: number, o: SplitOptions): { train: Uint32Array; val: Uint32Array } {
+  const order = shuffledIndices(n, mulberry32(o.seed));
+  const nVal = validationCount(n, o.validationFraction, o.minValidation);
+  return { val: order.subarray(0, nVal), train: order.subarray(nVal) };
+}
+
 /** The seeded split fitDetector makes: held-out images for calibration first, the rest for training. */
-export function calibrationSplit(set: ImageSet, o: Pick<TrainOptions, 'seed' | 'validationFraction' | 'minValidation'>): { train: ImageSet; val: ImageSet } {
-  const order = shuffledIndices(set.count, mulberry32(o.seed));
-  const nVal = validationCount(set.count, o.validationFraction, o.minValidation);
-  return { val: subset(set, order.subarray(0, nVal)), train: subset(set, order.subarray(nVal)) };
+export function calibrationSplit(set: ImageSet, o: SplitOptions): { train: ImageSet; val: ImageSet } {
+  const { train, val } = splitIndices(set.count, o);
+  return { val: subset(set, val), train: subset(set, train) };
+}
+
+/** calibrationSplit for the pictures of a tiled model. */
+export function pictureSplit(pictures: readonly Picture[], o: SplitOptions): { train: Picture[]; val: Picture[] } {
+  const { train, val } = splitIndices(pictures.length, o);
+  return { val: Array.from(val, (i) => pictures[i]), train: Array.from(train, (i) => pictures[i]) };
+}
+
+/**
+ * Random crops per training epoch of a tiled model: one per training image,
+ * but at least 1024 (a few large images still give an epoch of real work)
+ * and at most 4096 (an epoch of a big folder stays minutes, not hours).
+ */
+export function cropsPerEpoch(images: number): number {
+  return Math.min(4096, Math.max(1024, images));
+}
+
+function randomCrops(pictures: readonly Picture[], count: number, size: number, rand: () => number): ImageSet {
+  const tiles = Array.from({ length: count }, () => {
+    const picture = Math.floor(rand() * pictures.length);
+    const p = pictures[picture];
+    return { picture, x: Math.floor(rand() * (p.cols - size + 1)), y: Math.floor(rand() * (p.rows - size + 1)) };
+  });
+  return tileSet(pictures, tiles, size, pictures[0].channels);
+}
+
+/** At most `max` grid tiles of the pictures, a seeded sample. */
+function sampleGridTiles(pictures: readonly Picture[], size: number, stride: number, max: number, rand: () => number): ImageSet {
+  const tiles = allTiles(pictures, size, stride);
+  const order = shuffledIndices(tiles.length, rand).subarray(0, Math.min(max, tiles.length));
+  return tileSet(pictures, Array.from(order, (i) => tiles[i]), size, pictures[0].channels);
+}
+
+/**
+ * fitDetector for a tiled model: trains on fresh random crops every epoch,
+ * stops early on grid tiles of the held-out pictures, learns the local
+ * statistics from grid tiles of the training pictures, and calibrates on
+ * the held-out pictures scored whole (tiled and stitched), as they will be.
+ */
+export async function fitTiledDetector(pictures: readonly Picture[], o: TrainOptions, hooks: FitHooks = {}): Promise<FittedDetector> {
+  validateTrainOptions(o);
+  const resolution = o.resolution;
+  if (resolution == null) throw new Error('fitTiledDetector needs options.resolution');
+  if (pictures.length < MIN_TRAINING_IMAGES) {
+    throw new AppError('not_enough_images', `need at least ${MIN_TRAINING_IMAGES} readable normal images to train, got ${pictures.length}`);
+  }
+  const { train, val } = pictureSplit(pictures, o);
+  const stride = defaultStride(o.size);
+  const crops = cropsPerEpoch(train.length);
+  if (o.batchSize === AUTO_BATCH) o = { ...o, batchSize: autoBatchSize(crops) };
+  const rand = mulberry32(o.seed ^ 0x711e5);
+  const vae = createVae({ size: o.size, channels: o.channels, latent: o.latent, baseFilters: o.baseFilters, seed: o.seed });
+  try {
+    const valTiles = sampleGridTiles(val, o.size, stride, 1024, rand);
+    const training = await trainVae(vae, randomCrops(train, crops, o.size, rand), valTiles, {
+      ...o, ...hooks, epochSet: () => randomCrops(train, crops, o.size, rand),
+    });
+    hooks.onProgress?.({ type: 'calibrating', images: val.length });
+    const local = fitLocalStats(vae, sampleGridTiles(train, o.size, stride, 1000, rand));
+    const scored = scoreTiled({ vae, likelihood: o.likelihood, sigma2: training.sigma2, local }, val, o.size, stride);
+    const calibration = calibrationFromScores(scored.scores, o.falseAlarmRate, { twoSided: ['kl'], local });
+    const likelihood = { kind: o.likelihood, sigma2: training.sigma2 };
+    return { vae, likelihood, calibration, training, options: o, split: { train: train.length, validation: val.length }, tiling: { resolution, stride } };
+  } catch (err) {
+    vae.model.dispose();
+    throw err;
+  }
 }
 
 export async function fitDetector(set: ImageSet, o: TrainOptions, hooks: FitHooks = {}): Promise<FittedDetector> {

@@ -12,9 +12,7 @@ import type { Db } from '../db/open.js';
 import { assess } from '../domain/calibration.js';
 import { AppError } from '../domain/errors.js';
 import type { ModelMeta } from '../domain/types.js';
-import type { ImageSet } from '../ml/dataset.js';
-import { scoreImages } from '../ml/score.js';
-import { scoringModel, type Detector } from './detector.js';
+import { inputCount, scoreInput, type Detector, type ModelInput } from './detector.js';
 import type { FileStore } from './file-store.js';
 import { calibrationFromScores } from './fit.js';
 
@@ -34,15 +32,16 @@ export interface RecalibrationRequest {
  * The new version's meta.json, and the share of these normal images the
  * current calibration flags (the drift being corrected). Scores them once.
  */
-export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<RecalibrationRequest, 'outDir' | 'source' | 'now'>): { meta: ModelMeta; flaggedBefore: number } {
+export function recalibratedMeta(d: Detector, input: ModelInput, req: Pick<RecalibrationRequest, 'outDir' | 'source' | 'now'>): { meta: ModelMeta; flaggedBefore: number } {
   const { meta } = d;
-  if (set.size !== meta.input.size || set.channels !== meta.input.channels) {
+  const count = inputCount(input);
+  if (!Array.isArray(input) && (input.size !== meta.input.size || input.channels !== meta.input.channels)) {
     throw new AppError('bad_request', `images must be decoded at the model's ${meta.input.size}x${meta.input.size}x${meta.input.channels}`);
   }
-  if (set.count < MIN_RECALIBRATION_IMAGES) {
-    throw new AppError('not_enough_images', `need at least ${MIN_RECALIBRATION_IMAGES} readable normal images to recalibrate, got ${set.count}`);
+  if (count < MIN_RECALIBRATION_IMAGES) {
+    throw new AppError('not_enough_images', `need at least ${MIN_RECALIBRATION_IMAGES} readable normal images to recalibrate, got ${count}`);
   }
-  const scores = scoreImages(scoringModel(d), set).scores;
+  const scores = scoreInput(d, input).scores;
   const old = meta.calibration;
   const flaggedBefore = scores.filter((s) => assess(old, s).anomaly).length / scores.length;
   const calibration = calibrationFromScores(scores, old.falseAlarmRate, { twoSided: old.twoSided, local: old.local, heatmapScale: old.heatmapScale });
@@ -53,7 +52,7 @@ export function recalibratedMeta(d: Detector, set: ImageSet, req: Pick<Recalibra
       id: path.basename(path.resolve(req.outDir)),
       createdAt: at.toISOString(),
       calibration,
-      lineage: { parent: meta.id, kind: 'recalibration', source: req.source, images: set.count, at: at.toISOString() },
+      lineage: { parent: meta.id, kind: 'recalibration', source: req.source, images: count, at: at.toISOString() },
     },
     flaggedBefore,
   };

@@ -12,8 +12,9 @@ import type { ImageView } from '../domain/wire.js';
 import { insertImage, getImage, type ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
 import { decodeImage, type DecodedImage } from '../ml/images.js';
-import { heatmapPng, pixelsPng, thumbnailPng } from '../ml/render.js';
+import { heatmapPng, pixelsPng, thumbnailPng, viewGrid } from '../ml/render.js';
 import { scoreImages } from '../ml/score.js';
+import { copyTile, stitch, tileGrid } from '../ml/tiles.js';
 import type { Logger } from '../logger.js';
 import { evaluateRules } from './alerting.js';
 import { scoringModel } from './detector.js';
@@ -123,17 +124,38 @@ export class ScoringService {
     }
   }
 
+  /**
+   * Scores one decoded image: one batch item for a whole-image model; for a
+   * tiled model one item per tile (the batcher packs them with other
+   * uploads' tiles), stitched back into a full-image map.
+   */
+  private async scoreDecoded(decoded: DecodedImage, lease: ModelLease): Promise<BatchResult> {
+    const { size, channels, tiling } = lease.detector.meta.input;
+    const { local } = lease.detector.meta.calibration;
+    if (!tiling || !local) return this.batcher.submit({ lease, pixels: decoded.pixels });
+    const picture = { pixels: decoded.pixels, cols: decoded.cols, rows: decoded.rows, channels };
+    const grid = tileGrid(decoded.cols, decoded.rows, size, tiling.stride);
+    const results = await Promise.all(grid.map(({ x, y }) => {
+      const pixels = new Float32Array(size * size * channels);
+      copyTile(picture, x, y, size, pixels);
+      return this.batcher.submit({ lease, pixels });
+    }));
+    const stitched = stitch(decoded.cols, decoded.rows, channels, size, grid, results, local);
+    return { raw: stitched.raw, errorMap: stitched.errorMap, reconstruction: stitched.reconstruction! };
+  }
+
   private async prepare(u: Upload, lease: ModelLease): Promise<Prepared> {
     const { meta } = lease.detector;
-    const decoded = await decodeImage(u.bytes, { size: meta.input.size, channels: meta.input.channels }, u.name);
-    const { raw, errorMap, reconstruction } = await this.batcher.submit({ lease, pixels: decoded.pixels });
+    const decoded = await decodeImage(u.bytes, { size: meta.input.size, channels: meta.input.channels, resolution: meta.input.tiling?.resolution }, u.name);
+    const { raw, errorMap, reconstruction } = await this.scoreDecoded(decoded, lease);
     const hash = sha256(u.bytes);
     const { files } = this.d;
-    const view = Math.max(128, meta.input.size);
+    const grid = { cols: decoded.cols, rows: decoded.rows };
+    const view = viewGrid(grid);
     const [thumb, rec, heat] = await Promise.all([
       thumbnailPng(u.bytes),
-      pixelsPng(reconstruction, meta.input.size, meta.input.channels, view),
-      heatmapPng(errorMap, meta.input.size, meta.calibration.heatmapScale, view, meta.calibration.local ? 'local' : 'squared'),
+      pixelsPng(reconstruction, grid, meta.input.channels, view),
+      heatmapPng(errorMap, grid, meta.calibration.heatmapScale, meta.calibration.local ? 'local' : 'squared', view),
     ]);
     const [original, thumbnail, reconstructionRel, heatmap] = await Promise.all([
       files.put(originalPath(hash, decoded.format), u.bytes),

@@ -3,9 +3,39 @@
 import path from 'node:path';
 import { AppError } from '../domain/errors.js';
 import type { ModelMeta, TrainOptions } from '../domain/types.js';
-import { loadImages, type LoadFailure } from '../ml/dataset.js';
+import { loadImages, loadPictures, type LoadFailure } from '../ml/dataset.js';
 import { saveModel } from '../ml/model-store.js';
-import { checkTrainingMemory, fitDetector, type FitHooks } from './fit.js';
+import { probeImages, type FolderShape } from '../ml/probe.js';
+import { checkTrainingMemory, fitDetector, fitTiledDetector, type FitHooks, type FittedDetector } from './fit.js';
+
+/** Options the user left to the images: channels from their colour, tiling from their size and shape. */
+export interface AutoOptions {
+  channels?: boolean;
+  resolution?: boolean;
+}
+
+/** Images whose longer side is above this are tiled by default (twice the default 64 px input). */
+export const TILE_ABOVE = 128;
+/** Default working resolution of tiled models: the images' longer side, at most this. */
+export const DEFAULT_RESOLUTION = 256;
+
+/**
+ * The defaults a folder of images gets. Colour images train in colour.
+ * Images no larger than TILE_ABOVE and roughly square are read whole at the
+ * model's input size, as before; larger or elongated ones (a 500x1250 strip)
+ * are tiled at their own longer side, at most DEFAULT_RESOLUTION, so that a
+ * thin defect keeps a few pixels instead of vanishing in one 64 px square.
+ */
+export function resolveAutoOptions(o: TrainOptions, auto: AutoOptions, shape: FolderShape): TrainOptions {
+  const out = { ...o };
+  if (auto.channels) out.channels = shape.colour ? 3 : 1;
+  if (auto.resolution && shape.sampled > 0) {
+    const longer = Math.max(shape.width, shape.height);
+    const aspect = longer / Math.max(1, Math.min(shape.width, shape.height));
+    out.resolution = longer > TILE_ABOVE || aspect > 1.5 ? Math.max(o.size, Math.min(longer, DEFAULT_RESOLUTION)) : null;
+  }
+  return out;
+}
 
 export interface TrainModelRequest extends FitHooks {
   files: readonly string[];
@@ -13,44 +43,62 @@ export interface TrainModelRequest extends FitHooks {
   source: string;
   outDir: string;
   options: TrainOptions;
+  /** Options to infer from the images (the rest of `options` is used as given). */
+  auto?: AutoOptions;
   backend: string;
 }
 
+/** Decodes the files as the model will read them (whole, or at the tiling resolution) and fits. */
+async function loadAndFit(req: TrainModelRequest, o: TrainOptions, onLoad: (loaded: number, total: number) => void): Promise<{ fitted: FittedDetector; loaded: { failures: LoadFailure[] }; count: number }> {
+  if (o.resolution != null) {
+    const loaded = await loadPictures(req.files, { size: o.size, channels: o.channels, resolution: o.resolution }, onLoad);
+    return { fitted: await fitTiledDetector(loaded.pictures, o, req), loaded, count: loaded.pictures.length };
+  }
+  const loaded = await loadImages(req.files, { size: o.size, channels: o.channels }, onLoad);
+  return { fitted: await fitDetector(loaded.set, o, req), loaded, count: loaded.set.count };
+}
+
+/** A fitted detector's meta.json. */
+export function fittedMeta(fitted: FittedDetector, o: { id: string; source: string; images: number; skipped: number; backend: string }): ModelMeta {
+  const { training, options } = fitted;
+  return {
+    format: 'latentwatch-vae/1',
+    id: o.id,
+    createdAt: new Date().toISOString(),
+    input: fitted.tiling
+      ? { size: options.size, channels: options.channels, resize: 'tiles', tiling: fitted.tiling }
+      : { size: options.size, channels: options.channels, resize: 'fill' },
+    options,
+    likelihood: fitted.likelihood,
+    dataset: { source: o.source, images: o.images, train: fitted.split.train, validation: fitted.split.validation, skipped: o.skipped },
+    training: {
+      epochs: training.epochs,
+      bestEpoch: training.bestEpoch,
+      stoppedEarly: training.stoppedEarly,
+      seconds: training.seconds,
+      imagesPerSecond: training.imagesPerSecond,
+    },
+    calibration: fitted.calibration,
+    parameters: fitted.vae.model.countParams(),
+    backend: o.backend,
+  };
+}
+
+/** The options a training run will use: those left to the images are read from a sample of them. */
+export async function optionsForImages(files: readonly string[], options: TrainOptions, auto: AutoOptions = {}): Promise<TrainOptions> {
+  return auto.channels || auto.resolution ? resolveAutoOptions(options, auto, await probeImages(files)) : options;
+}
+
 export async function trainModel(req: TrainModelRequest): Promise<{ meta: ModelMeta; failures: LoadFailure[] }> {
-  const { options: o } = req;
   if (req.files.length === 0) throw new AppError('not_enough_images', `${req.source}: no image files found`);
+  const o = await optionsForImages(req.files, req.options, req.auto);
   checkTrainingMemory(o, req.files.length);
-  const loaded = await loadImages(req.files, { size: o.size, channels: o.channels }, (loaded, total) =>
-    req.onProgress?.({ type: 'loading', loaded, total }),
-  );
-  const fitted = await fitDetector(loaded.set, o, req);
+  const onLoad = (loaded: number, total: number) => req.onProgress?.({ type: 'loading', loaded, total });
+  const { fitted, loaded, count } = await loadAndFit(req, o, onLoad);
   try {
-    const { training } = fitted;
-    const meta: ModelMeta = {
-      format: 'latentwatch-vae/1',
-      id: path.basename(path.resolve(req.outDir)),
-      createdAt: new Date().toISOString(),
-      input: { size: o.size, channels: o.channels, resize: 'fill' },
-      options: fitted.options,
-      likelihood: fitted.likelihood,
-      dataset: {
-        source: req.source,
-        images: loaded.set.count,
-        train: fitted.split.train,
-        validation: fitted.split.validation,
-        skipped: loaded.failures.length,
-      },
-      training: {
-        epochs: training.epochs,
-        bestEpoch: training.bestEpoch,
-        stoppedEarly: training.stoppedEarly,
-        seconds: training.seconds,
-        imagesPerSecond: training.imagesPerSecond,
-      },
-      calibration: fitted.calibration,
-      parameters: fitted.vae.model.countParams(),
-      backend: req.backend,
-    };
+    const meta = fittedMeta(fitted, {
+      id: path.basename(path.resolve(req.outDir)), source: req.source, images: count, skipped: loaded.failures.length, backend: req.backend,
+    });
     await saveModel(req.outDir, fitted.vae, meta);
     return { meta, failures: loaded.failures };
   } finally {

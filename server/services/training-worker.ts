@@ -5,8 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorBody, isClientError } from '../domain/errors.js';
 import type { TrainOptions } from '../domain/types.js';
 import { initBackend, type BackendName } from '../ml/backend.js';
-import { listTrainingImages, loadImages } from '../ml/dataset.js';
-import { loadDetector } from './detector.js';
+import { listTrainingImages } from '../ml/dataset.js';
+import { inputCount, loadDetector, loadInput } from './detector.js';
 import { recalibratedMeta, writeRecalibrated } from './recalibrate.js';
 import { trainModel } from './train-model.js';
 
@@ -39,10 +39,9 @@ async function recalibrateModel(parentDir: string, files: string[]): Promise<str
     throw new Error(`the model to recalibrate could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
   });
   try {
-    const { size, channels } = detector.meta.input;
-    const loaded = await loadImages(files, { size, channels }, (loaded, total) => port.postMessage({ type: 'progress', event: { type: 'loading', loaded, total } } satisfies WorkerMessage));
-    port.postMessage({ type: 'progress', event: { type: 'calibrating', images: loaded.set.count } } satisfies WorkerMessage);
-    const { meta } = recalibratedMeta(detector, loaded.set, { outDir: input.outDir, source: input.source });
+    const loaded = await loadInput(detector.meta.input, files, (loaded, total) => port.postMessage({ type: 'progress', event: { type: 'loading', loaded, total } } satisfies WorkerMessage));
+    port.postMessage({ type: 'progress', event: { type: 'calibrating', images: inputCount(loaded.input) } } satisfies WorkerMessage);
+    const { meta } = recalibratedMeta(detector, loaded.input, { outDir: input.outDir, source: input.source });
     await writeRecalibrated({ parentDir, outDir: input.outDir, source: input.source }, meta);
     return meta.id;
   } finally {

@@ -267,7 +267,7 @@ describe('accuracy', () => {
     const trained = await cli(['train', '--data', 'fixtures/normal', '--out', good, ...ACCURACY_ARGS]);
     expect(trained.code).toBe(0);
     expect(trained.stdout).toMatch(/^model saved to .*good \(\d+ parameters, best epoch \d+ of \d+/);
-    expect(trained.stdout).toMatch(/calibrated on 50 held-out images; thresholds at 1% false alarms: kl .*, recon .*, elbo /);
+    expect(trained.stdout).toMatch(/calibrated on 100 held-out images; thresholds at 1% false alarms: kl .*, recon .*, elbo /);
     const run = await cli(['eval', '--model', good, '--normal', 'fixtures/normal', '--anomalous', 'fixtures/anomalous', '--json']);
     expect(run.code).toBe(0);
     const [result] = run.lines;

@@ -13,7 +13,10 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
   const size = h('select', { id: 'train-size' }, ...[28, 32, 48, 64, 96, 128].map((s) => h('option', { value: s, selected: s === 64 }, `${s}×${s}`)));
   const epochs = h('input', { id: 'train-epochs', type: 'number', min: 1, max: 1000, value: '30' });
   const latent = h('input', { id: 'train-latent', type: 'number', min: 1, max: 512, value: '32' });
-  const channels = h('select', { id: 'train-channels' }, h('option', { value: 1 }, 'grayscale'), h('option', { value: 3 }, 'colour'));
+  const channels = h('select', { id: 'train-channels' }, h('option', { value: 'auto' }, 'as the images'), h('option', { value: 1 }, 'grayscale'), h('option', { value: 3 }, 'colour'));
+  const resolution = h('select', { id: 'train-resolution', title: 'Large images are cut into overlapping tiles of the input size at this working resolution (longer side), so that small defects keep their pixels. Whole: the image is squeezed into one input square.' },
+    h('option', { value: 'auto' }, 'from the images'), h('option', { value: 'whole' }, 'whole image'),
+    ...[128, 256, 512, 1024].map((r) => h('option', { value: r }, `tiles at ${r} px`)));
   const sendProgress = h('progress', { max: 1, value: 0, hidden: true });
   const jobStatus = h('p', { id: 'job-status', class: 'muted' }, 'No training run yet.');
   const jobProgress = h('progress', { id: 'job-progress', max: 1, value: 0, hidden: true });
@@ -29,9 +32,9 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
   });
   const form = h('form', { id: 'train-form', class: 'card', 'data-needs': 'admin' },
     h('h2', {}, 'Train a model'),
-    h('p', { class: 'muted' }, 'Upload normal images only. 10 % of them (at least 50, or a quarter of a small set) are held out to calibrate the scores.'),
+    h('p', { class: 'muted' }, 'Upload normal images only. 20 % of them (at least 100, or a quarter of a small set) are held out to calibrate the scores. Images larger than 128 px are scored in tiles unless you choose otherwise.'),
     h('label', {}, 'Normal images', files),
-    h('div', { class: 'row' }, h('label', {}, 'Input size', size), h('label', {}, 'Channels', channels), h('label', {}, 'Epochs', epochs), h('label', {}, 'Latent dims', latent)),
+    h('div', { class: 'row' }, h('label', {}, 'Input size', size), h('label', {}, 'Resolution', resolution), h('label', {}, 'Channels', channels), h('label', {}, 'Epochs', epochs), h('label', {}, 'Latent dims', latent)),
     h('div', { class: 'row', style: 'margin-top: .8rem' }, h('button', { type: 'submit', class: 'primary', id: 'train-start' }, 'Start training')), sendProgress);
   clear(root, h('div', { class: 'grid' },
     form,
@@ -86,6 +89,7 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
     for (const f of chosen) data.append('images', f, f.name);
     data.append('size', size.value);
     data.append('channels', channels.value);
+    data.append('resolution', resolution.value);
     data.append('epochs', epochs.value);
     data.append('latent', latent.value);
     sendProgress.hidden = false;
@@ -110,7 +114,7 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
           h('td', {}, h('b', {}, m.id), ' ', m.active ? badge('active') : '',
             m.lineage ? h('div', { class: 'muted lineage' }, `recalibrated from ${m.lineage.parent} on ${m.lineage.images} images`) : ''),
           h('td', {}, dateTime(m.createdAt)),
-          h('td', {}, `${m.input.size}×${m.input.size}×${m.input.channels}`),
+          h('td', {}, `${m.input.size}×${m.input.size}×${m.input.channels}`, m.input.tiling ? h('div', { class: 'muted' }, `tiles at ${m.input.tiling.resolution} px`) : ''),
           h('td', { class: 'num' }, `${m.dataset.train} + ${m.dataset.validation} held out`),
           h('td', { class: 'num' }, `${m.training.epochs.length}`),
           h('td', { class: 'num' }, num(best?.valLoss)),

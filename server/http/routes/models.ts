@@ -8,22 +8,29 @@ import { audit } from '../../db/audit.js';
 import { listJobs } from '../../db/jobs.js';
 import { AppError } from '../../domain/errors.js';
 import type { TrainOptions } from '../../domain/types.js';
-import { IMAGE_EXTENSIONS } from '../../ml/dataset.js';
+import { IMAGE_EXTENSIONS, listTrainingImages } from '../../ml/dataset.js';
 import { checkTrainingMemory, DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../../services/fit.js';
 import { linkStoredImages, MIN_RECALIBRATION_IMAGES } from '../../services/recalibrate.js';
+import { optionsForImages, type AutoOptions } from '../../services/train-model.js';
 import { jobView } from '../../services/training-jobs.js';
 import { principalOf, requireRole } from '../auth.js';
 import { idParam, intParam, numParam, objectBody, strParam, timeParam } from '../params.js';
 import { parseMultipartToDir } from '../uploads.js';
 
-/** Hyper-parameters from a JSON body or multipart fields, validated like the CLI's flags. */
-export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
+/**
+ * Hyper-parameters from a JSON body or multipart fields, validated like the
+ * CLI's flags. channels and resolution left out (or resolution "auto") are
+ * for the images to decide; resolution "whole" reads images whole.
+ */
+export function trainOptionsFrom(raw: Record<string, unknown>): { options: TrainOptions; auto: AutoOptions } {
   const d = DEFAULT_TRAIN_OPTIONS;
   const int = (k: string, fb: number) => intParam(raw[k], k, { fallback: fb });
+  const unset = (v: unknown) => v === undefined || v === '' || v === 'auto';
+  const resolution = unset(raw.resolution) || raw.resolution === 'whole' ? null : intParam(raw.resolution, 'resolution');
   const o: TrainOptions = {
     ...d,
     size: int('size', d.size),
-    channels: int('channels', d.channels) as 1 | 3,
+    channels: unset(raw.channels) ? d.channels : (int('channels', d.channels) as 1 | 3),
     latent: int('latent', d.latent),
     epochs: int('epochs', d.epochs),
     batchSize: int('batch', d.batchSize),
@@ -32,13 +39,15 @@ export function trainOptionsFrom(raw: Record<string, unknown>): TrainOptions {
     patience: int('patience', d.patience),
     beta: raw.beta === undefined ? d.beta : numParam(raw.beta, 'beta'),
     likelihood: (strParam(raw.likelihood, 'likelihood', { optional: true }) ?? d.likelihood) as TrainOptions['likelihood'],
+    validationFraction: raw.calibrationFraction === undefined ? d.validationFraction : numParam(raw.calibrationFraction, 'calibrationFraction'),
+    resolution,
   };
   try {
     validateTrainOptions(o);
   } catch (err) {
-    throw new AppError('bad_request', (err as Error).message.replace(/^--/, ''));
+    throw new AppError('bad_request', (err as Error).message.replace(/^--calibration-fraction/, 'calibrationFraction').replace(/^--/, ''));
   }
-  return o;
+  return { options: o, auto: { channels: unset(raw.channels), resolution: unset(raw.resolution) } };
 }
 
 /** A directory named by a client must resolve (symlinks included) inside the datasets root. */
@@ -79,8 +88,9 @@ export function modelsRouter(ctx: Context): Router {
       };
       const { files, fields } = await parseMultipartToDir(req, limits, dataDir, safeExtension);
       try {
-        options = trainOptionsFrom(fields);
+        const requested = trainOptionsFrom(fields);
         if (files.length === 0) throw new AppError('bad_request', 'no images: upload the normal images in the multipart field "images"');
+        options = await optionsForImages(files.map((f) => f.path), requested.options, requested.auto);
         checkTrainingMemory(options, files.length);
       } catch (err) {
         await rm(dataDir, { recursive: true, force: true });
@@ -89,11 +99,12 @@ export function modelsRouter(ctx: Context): Router {
       source = `upload of ${files.length} images`;
     } else {
       const body = objectBody(req.body);
-      options = trainOptionsFrom(body);
+      const requested = trainOptionsFrom(body);
       const dir = strParam(body.directory, 'directory', { max: 500 })!;
       const dataset = await datasetDir(ctx.config.datasetsDir, dir);
       dataDir = dataset.dir;
       source = `datasets/${dataset.name}`;
+      options = await optionsForImages((await listTrainingImages(dataDir, source)).files, requested.options, requested.auto);
     }
     let job;
     try {
