@@ -84,6 +84,21 @@ describe('POST /api/models/train', () => {
     expect(await leftoverUploads(s)).toEqual([]);
   });
 
+  it('chooses channels and tiling from the images unless told, and records the choice on the job', async () => {
+    // 64x64 grey fixtures: whole images, one channel. Each job is cancelled at once: only its options matter here.
+    const chosen = async (extra: Record<string, unknown>) => {
+      const res = await s.request('POST', '/api/models/train', { json: { directory: 'line-a', ...SMALL, ...extra } });
+      expect(res.status).toBe(202);
+      await s.request('POST', `/api/jobs/${res.json.id}/cancel`);
+      await waitForJob(s, res.json.id);
+      return res.json.options;
+    };
+    expect(await chosen({})).toMatchObject({ channels: 1, resolution: null, validationFraction: 0.2 });
+    expect(await chosen({ resolution: 'auto', channels: 'auto' })).toMatchObject({ channels: 1, resolution: null });
+    expect(await chosen({ resolution: 96, channels: 3, calibrationFraction: 0.3 })).toMatchObject({ channels: 3, resolution: 96, validationFraction: 0.3 });
+    expect(await chosen({ resolution: 'whole' })).toMatchObject({ resolution: null });
+  });
+
   it('queues a second job behind the first and can cancel either', async () => {
     const long = await s.request('POST', '/api/models/train', { json: { directory: 'line-a', ...SMALL, epochs: 500, patience: 1000 } });
     const queued = await s.request('POST', '/api/models/train', { json: { directory: 'line-a', ...SMALL } });
@@ -110,7 +125,11 @@ describe('POST /api/models/train', () => {
   });
 
   it('refuses bad hyper-parameters with 400', async () => {
-    for (const [k, v, msg] of [['size', 30, /size must be an integer from 28 to 128/], ['epochs', 0, /epochs must be an integer/], ['channels', 2, /channels must be 1 or 3/], ['beta', 'lots', /beta must be a number/]] as const) {
+    for (const [k, v, msg] of [
+      ['size', 30, /size must be an integer from 28 to 128/], ['epochs', 0, /epochs must be an integer/], ['channels', 2, /channels must be 1 or 3/],
+      ['beta', 'lots', /beta must be a number/], ['resolution', 20, /resolution must be an integer from the tile size \(28\)/],
+      ['resolution', 'big', /resolution must be an integer/], ['calibrationFraction', 0.9, /calibrationFraction must be from 0.05 to 0.5/],
+    ] as const) {
       const res = await s.request('POST', '/api/models/train', { json: { directory: 'line-a', ...SMALL, [k]: v } });
       expect(res.status, k).toBe(400);
       expect(res.json.error.message).toMatch(msg);
