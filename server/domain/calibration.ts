@@ -1,8 +1,9 @@
 // Turns raw scores into calibrated statements (docs/architecture.md): empirical
 // p-values against held-out normal images, percentiles, suggested thresholds
-// at a false-alarm rate, a combined verdict (Fisher's statistic, calibrated on
+// at a false-alarm rate, a combined verdict (a weighted minimum of the channels'
+// p-values, or Fisher's statistic in older models, calibrated on
 // the same held-out images), and AUROC for evaluation.
-import type { Assessment, Calibration, Channel, ChannelCalibration, RawScores } from './types.js';
+import type { Assessment, Calibration, Channel, ChannelCalibration, Combination, RawScores } from './types.js';
 import { CHANNELS } from './types.js';
 
 /** Index of the first element >= s in an ascending array. */
@@ -104,6 +105,33 @@ export function fisherStatistic(ps: readonly number[]): number {
   return -2 * ps.reduce((sum, p) => sum + Math.log(p), 0);
 }
 
+/**
+ * The verdict's weights. Fisher's sum let the weak channels dilute the
+ * strong one: on ELPV solar cells the combined AUROC was 0.736 where recon
+ * alone reached 0.779 (mono cells 0.840 against 0.927), on the fixtures
+ * 0.967 against 0.986. The weighted minimum follows recon, the channel made
+ * for defects, and still lets an extreme KL through on its own: a blank or
+ * washed-out frame, whose KL p-value is far below anything normal. ELBO,
+ * mostly the global reconstruction error again, only adds noise to recon.
+ * Weighted on ELPV: 0.774 (mono 0.927) with these weights.
+ */
+export const DEFAULT_COMBINATION = { rule: 'weighted-min', weights: { recon: 0.95, kl: 0.05 } } satisfies Combination;
+
+/** -log of the weighted Bonferroni minimum min_c p_c / w_c (larger is more anomalous). */
+export function weightedMinStatistic(p: Record<Channel, number>, weights: Partial<Record<Channel, number>>): number {
+  let best = Infinity;
+  for (const ch of CHANNELS) {
+    const w = weights[ch] ?? 0;
+    if (w > 0) best = Math.min(best, p[ch] / w);
+  }
+  return -Math.log(best);
+}
+
+/** The combined statistic of one image's channel p-values under a model's combination. */
+export function combinedStatistic(p: Record<Channel, number>, combination: Combination): number {
+  return combination.rule === 'fisher' ? fisherStatistic(CHANNELS.map((ch) => p[ch])) : weightedMinStatistic(p, combination.weights);
+}
+
 function channelCalibration(values: readonly number[], falseAlarmRate: number, twoSided = false): ChannelCalibration {
   const scores = Array.from(Float64Array.from(values).sort());
   const cal: ChannelCalibration = { scores, threshold: thresholdAt(scores, falseAlarmRate), tailScale: tailScaleOf(scores) };
@@ -116,6 +144,8 @@ export interface CalibrationExtras {
   /** Channels whose low values are abnormal too. */
   twoSided?: Channel[];
   local?: Calibration['local'];
+  /** How channels combine into the verdict; DEFAULT_COMBINATION unless told. */
+  combination?: Combination;
 }
 
 /**
@@ -144,8 +174,12 @@ export function buildCalibration(
     if (!twoSided.has(ch)) return upper;
     return Math.min(1, 2 * Math.min(upper, upperBound(channels[ch].scores, v) / n));
   };
-  const fisher = Array.from({ length: n }, (_, i) => fisherStatistic(CHANNELS.map((ch) => looP(ch, scores[ch][i]))));
-  const cal: Calibration = { n, falseAlarmRate, channels, combined: channelCalibration(fisher, falseAlarmRate), heatmapScale };
+  const combination = extras.combination ?? DEFAULT_COMBINATION;
+  const nullStats = Array.from({ length: n }, (_, i) => {
+    const p = Object.fromEntries(CHANNELS.map((ch) => [ch, looP(ch, scores[ch][i])])) as Record<Channel, number>;
+    return combinedStatistic(p, combination);
+  });
+  const cal: Calibration = { n, falseAlarmRate, channels, combined: channelCalibration(nullStats, falseAlarmRate), combination, heatmapScale };
   if (extras.twoSided?.length) cal.twoSided = [...extras.twoSided];
   if (extras.local) cal.local = extras.local;
   return cal;
@@ -159,8 +193,10 @@ export function assess(cal: Calibration, raw: RawScores): Assessment {
     p[ch] = twoSided.has(ch) ? twoSidedPValue(cal.channels[ch], raw[ch]) : pValue(cal.channels[ch], raw[ch]);
     pct[ch] = percentile(cal.channels[ch].scores, raw[ch]);
   }
-  const ps = CHANNELS.map((ch) => p[ch]);
-  p.combined = cal.combined ? pValue(cal.combined, fisherStatistic(ps)) : combinePValues(ps);
+  const channelPs = p as Record<Channel, number>;
+  p.combined = cal.combined
+    ? pValue(cal.combined, combinedStatistic(channelPs, cal.combination ?? { rule: 'fisher' }))
+    : combinePValues(CHANNELS.map((ch) => p[ch]));
   return { p, percentile: pct, anomaly: p.combined < cal.falseAlarmRate };
 }
 

@@ -98,6 +98,12 @@ export interface LocalMapStats {
   topFraction: number;
 }
 
+/**
+ * weighted-min: the largest of -log(p_c / w_c), a weighted Bonferroni
+ * minimum; channels of weight 0 are left out. fisher: -2·Σ log p_c.
+ */
+export type Combination = { rule: 'weighted-min'; weights: Partial<Record<Channel, number>> } | { rule: 'fisher' };
+
 export interface Calibration {
   n: number;
   falseAlarmRate: number;
@@ -111,11 +117,16 @@ export interface Calibration {
   /** Local error maps (absent in older models: recon is the mean squared error). */
   local?: LocalMapStats;
   /**
-   * Fisher statistics -2·Σ log p of the calibration images (leave-one-out
+   * The combined statistic of each calibration image (leave-one-out
    * p-values): the null distribution the combined p-value is read from.
    * Absent in models calibrated before it existed (Bonferroni is used then).
    */
   combined?: ChannelCalibration;
+  /**
+   * How the channels' p-values become the combined statistic (see
+   * calibration.ts). Absent in models calibrated before it existed: Fisher.
+   */
+  combination?: Combination;
   /**
    * Map value at the top of the heatmap's colour scale, fixed at calibration
    * so that a clean image looks clean: the squared error (older models) or

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assess, auroc, buildCalibration, combinePValues, fisherStatistic, lowerPValue, percentile, pValue, tailScaleOf, thresholdAt, twoSidedPValue } from '../../server/domain/calibration.js';
+import { assess, auroc, buildCalibration, combinePValues, DEFAULT_COMBINATION, fisherStatistic, weightedMinStatistic, lowerPValue, percentile, pValue, tailScaleOf, thresholdAt, twoSidedPValue } from '../../server/domain/calibration.js';
 import { mulberry32 } from '../../server/ml/random.js';
 
 const ascending = Array.from({ length: 99 }, (_, i) => i + 1); // 1..99
@@ -122,8 +122,32 @@ describe('the calibrated combined p-value', () => {
     expect(assess(twoSided, blank).anomaly).toBe(true);
   });
 
-  it('adds evidence up: moderately high on two channels beats high on one', () => {
-    const cal = buildCalibration(normalImages(2000, 3), 0.01, 1);
+  it('keeps its false-alarm rate with Fisher\'s combination too', () => {
+    const cal = buildCalibration(normalImages(2000, 7), 0.01, 1, { twoSided: ['kl'], combination: { rule: 'fisher' } });
+    const fresh = normalImages(4000, 8);
+    let alarms = 0;
+    for (let i = 0; i < 4000; i++) if (assess(cal, { kl: fresh.kl[i], recon: fresh.recon[i], elbo: fresh.elbo[i] }).p.combined < 0.05) alarms++;
+    expect(alarms / 4000).toBeGreaterThan(0.03);
+    expect(alarms / 4000).toBeLessThan(0.07);
+  });
+
+  it('follows recon by default: a strong recon signal outranks an equally rare KL or ELBO', () => {
+    const cal = buildCalibration(normalImages(2000, 9), 0.01, 1, { twoSided: ['kl'] });
+    expect(cal.combination).toEqual(DEFAULT_COMBINATION);
+    const q = (ch: 'kl' | 'recon' | 'elbo', p: number) => [...cal.channels[ch].scores][Math.floor((1 - p) * 1999)];
+    const typical = { kl: q('kl', 0.5), recon: q('recon', 0.5), elbo: q('elbo', 0.5) };
+    const reconHigh = assess(cal, { ...typical, recon: q('recon', 0.005) });
+    const elboHigh = assess(cal, { ...typical, elbo: q('elbo', 0.005) });
+    const klHigh = assess(cal, { ...typical, kl: q('kl', 0.0025) });
+    expect(reconHigh.anomaly).toBe(true);
+    expect(reconHigh.p.combined).toBeLessThan(klHigh.p.combined);
+    expect(elboHigh.anomaly).toBe(false);
+    expect(klHigh.anomaly).toBe(false);
+    expect(weightedMinStatistic({ kl: 0.5, recon: 0.02, elbo: 0.001 }, DEFAULT_COMBINATION.weights)).toBeCloseTo(-Math.log(0.02 / 0.95));
+  });
+
+  it('adds evidence up under Fisher: moderately high on two channels beats high on one', () => {
+    const cal = buildCalibration(normalImages(2000, 3), 0.01, 1, { combination: { rule: 'fisher' } });
     const q = (ch: 'kl' | 'recon' | 'elbo', p: number) => cal.channels[ch].scores[Math.floor((1 - p) * 2000)];
     const two = assess(cal, { kl: q('kl', 0.02), recon: q('recon', 0.5), elbo: q('elbo', 0.02) });
     const one = assess(cal, { kl: q('kl', 0.01), recon: q('recon', 0.5), elbo: q('elbo', 0.5) });
