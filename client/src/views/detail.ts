@@ -40,7 +40,7 @@ export async function openDetail(id: number): Promise<void> {
           h('thead', {}, h('tr', {}, h('th', {}, 'channel'), h('th', {}, 'score'), h('th', {}, 'p-value'), h('th', {}, 'percentile'))),
           h('tbody', {}, row('KL divergence', 'kl'), row('reconstruction (worst region)', 'recon'), row('negative ELBO', 'elbo'),
             h('tr', {}, h('td', {}, h('b', {}, 'combined')), h('td', {}), h('td', { class: 'num' }, h('b', {}, pValue(img.p.combined))), h('td', {}))))),
-      h('p', { class: 'muted' }, 'p-values compare each score with held-out normal images; combined adds the evidence of all three, calibrated on the same images. The heatmap is the map the reconstruction score is read from, on a colour scale fixed at calibration.'),
+      h('p', { class: 'muted' }, 'p-values compare each score with held-out normal images; combined follows the reconstruction score and lets an extreme KL (a blank or washed-out frame) through on its own, calibrated on the same images. The heatmap is the map the reconstruction score is read from, on a colour scale fixed at calibration.'),
     ),
   );
   if (!d.open) d.showModal();
