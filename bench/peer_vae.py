@@ -122,7 +122,7 @@ def score(vae, x, sigma2=0.01):
     return torch.stack([kl, recon, elbo])
 
 
-def rate(per_call, fn, seconds, warm_up=2):
+def rate(per_call, fn, seconds, warm_up=1):
     for _ in range(warm_up):
         fn()
     calls = 0
