@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { registerWasmConvKernels, useBackpropInput, useStockBatchMatMul, type BackpropInputVariant } from '../../server/ml/wasm-kernels.js';
+import { registerWasmConvKernels, useBackpropFilter, useBackpropInput, useStockBatchMatMul, type BackpropFilterVariant, type BackpropInputVariant } from '../../server/ml/wasm-kernels.js';
 import { mulberry32 } from '../../server/ml/random.js';
 
 interface Case {
@@ -24,6 +24,8 @@ for (const stride of [1, 2]) {
 cases.push({ n: 3, h: 8, w: 8, cin: 6, cout: 4, k: 4, stride: 2, pad: 'same' });
 cases.push({ n: 2, h: 14, w: 14, cin: 8, cout: 16, k: 4, stride: 2, pad: 'same' });
 cases.push({ n: 2, h: 28, w: 28, cin: 1, cout: 8, k: 4, stride: 2, pad: 'same' });
+// The first layer at 64 px: the matrix-product filter gradient sums over chunks of images (2 + 1).
+cases.push({ n: 3, h: 64, w: 64, cin: 1, cout: 32, k: 4, stride: 2, pad: 'same' });
 cases.push({ n: 2, h: 7, w: 9, cin: 3, cout: 5, k: 4, stride: 2, pad: 'same' });
 cases.push({ n: 2, h: 9, w: 10, cin: 5, cout: 3, k: 4, stride: 2, pad: 'valid' });
 cases.push({ n: 1, h: 8, w: 7, cin: 20, cout: 17, k: 2, stride: 2, pad: 'valid' });
@@ -76,15 +78,18 @@ describe('wasm convolution gradient kernels', () => {
       await tf.setBackend('cpu');
       const expected = gradients(c, x, wt, dy);
       await tf.setBackend('wasm');
-      // The default (sub-pixel) Conv2DBackpropInput, and the zero-insertion one kept for A/B benchmarks.
-      for (const variant of ['zero-insertion', 'sub-pixel'] as BackpropInputVariant[]) {
-        useBackpropInput(variant);
+      // The default (sub-pixel) Conv2DBackpropInput and the zero-insertion one kept for A/B
+      // benchmarks; both Conv2DBackpropFilter paths ('auto', the default, picks per shape).
+      const variants: [BackpropInputVariant, BackpropFilterVariant][] = [['zero-insertion', 'gemm'], ['sub-pixel', 'dilated-conv'], ['sub-pixel', 'auto']];
+      for (const [input, filter] of variants) {
+        useBackpropInput(input);
+        useBackpropFilter(filter);
         const before = tf.memory().numTensors;
         const actual = gradients(c, x, wt, dy);
         expect(tf.memory().numTensors).toBe(before);
         for (let i = 0; i < 3; i++) {
           expect(actual[i].length).toBe(expected[i].length);
-          expect(maxRelativeError(actual[i], expected[i]), `${variant} output ${i}`).toBeLessThanOrEqual(1e-4);
+          expect(maxRelativeError(actual[i], expected[i]), `${input}/${filter} output ${i}`).toBeLessThanOrEqual(1e-4);
         }
       }
     },
