@@ -13,8 +13,10 @@
 //   stock   wasm's own Conv2DBackpropInput and BatchMatMul
 // The PyTorch peer (bench/peer_vae.py: same layers, step and scoring pass) runs
 // between the rounds at each size with 1 and 2 threads, when
-// `/usr/bin/python3 -c 'import torch'` works (LATENTWATCH_PEER_PYTHON picks
-// another interpreter; --no-peer skips it).
+// `/usr/bin/python3 -c 'import torch'` works (Debian's python3-torch).
+// LATENTWATCH_PEER_PYTHON picks other interpreters, comma-separated (e.g. a
+// venv with PyTorch from pip: `/usr/bin/python3,/opt/venv/bin/python`), each
+// measured and compared on its own; --no-peer skips them.
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -48,7 +50,7 @@ const requested = (v.backends ?? 'tensorflow,wasm,cpu').split(',') as BackendNam
 const variants = (v.variants ?? 'after,before').split(',') as Variant[];
 const rounds = Math.max(1, Number(v.rounds ?? 2));
 const peerSeconds = Number(v['peer-seconds'] ?? budget);
-const peerPython = process.env.LATENTWATCH_PEER_PYTHON ?? '/usr/bin/python3';
+const peerPythons = (process.env.LATENTWATCH_PEER_PYTHON ?? '/usr/bin/python3').split(',').filter(Boolean);
 const peerScript = fileURLToPath(new URL('../../bench/peer_vae.py', import.meta.url));
 
 type Variant = 'after' | 'before' | 'stock';
@@ -83,17 +85,17 @@ async function rate(perCall: number, fn: () => void | Promise<void>, maxCalls = 
 }
 
 interface PeerResult { size: number; threads: number; parameters: number; trainImagesPerSecond: number; scoreImagesPerSecondBatch64: number }
-interface Peer { available: boolean; note?: string; torch?: string; python?: string; results: PeerResult[] }
+interface Peer { interpreter: string; available: boolean; note?: string; torch?: string; python?: string; results: PeerResult[] }
 
-function peerAvailable(): { ok: boolean; note?: string } {
+function peerAvailable(interpreter: string): { ok: boolean; note?: string } {
   if (v['no-peer']) return { ok: false, note: '--no-peer' };
-  const probe = spawnSync(peerPython, ['-c', 'import torch'], { encoding: 'utf8' });
+  const probe = spawnSync(interpreter, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status === 0) return { ok: true };
-  return { ok: false, note: `${peerPython} -c 'import torch' failed (${(probe.error?.message ?? probe.stderr ?? '').trim().split('\n').pop()}); apt-get install -y python3-torch to measure the PyTorch peer` };
+  return { ok: false, note: `${interpreter} -c 'import torch' failed (${(probe.error?.message ?? probe.stderr ?? '').trim().split('\n').pop()}); apt-get install -y python3-torch to measure the PyTorch peer` };
 }
 
-function runPeer(size: number): { torch: string; python: string; results: PeerResult[] } | { error: string } {
-  const r = spawnSync(peerPython, [peerScript, '--sizes', String(size), '--threads', '1,2', '--seconds', String(peerSeconds)], {
+function runPeer(interpreter: string, size: number): { torch: string; python: string; results: PeerResult[] } | { error: string } {
+  const r = spawnSync(interpreter, [peerScript, '--sizes', String(size), '--threads', '1,2', '--seconds', String(peerSeconds)], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 24,
@@ -102,7 +104,7 @@ function runPeer(size: number): { torch: string; python: string; results: PeerRe
   return JSON.parse(r.stdout);
 }
 
-async function measure(size: number, backend: BackendName, peer: Peer) {
+async function measure(size: number, backend: BackendName, peers: Peer[]) {
   const o = { ...DEFAULT_TRAIN_OPTIONS, size };
   const vae = createVae({ size, channels: 1, latent: o.latent, baseFilters: o.baseFilters, seed: 1 });
   const batch = noise(64, size);
@@ -144,8 +146,8 @@ async function measure(size: number, backend: BackendName, peer: Peer) {
     };
     const peerAt = Math.floor(rounds / 2);
     for (let r = 0; r < rounds; r++) {
-      if (r === peerAt && peer.available) {
-        const p = runPeer(size);
+      for (const peer of r === peerAt ? peers.filter((x) => x.available) : []) {
+        const p = runPeer(peer.interpreter, size);
         if ('error' in p) {
           peer.note = p.error;
         } else {
@@ -182,9 +184,11 @@ async function measure(size: number, backend: BackendName, peer: Peer) {
 }
 
 const f = (x: unknown, w = 8) => (typeof x === 'number' ? x.toFixed(1).padStart(w) : 'n/a'.padStart(w));
-const probe = peerAvailable();
-const peer: Peer = { available: probe.ok, note: probe.note, results: [] };
-if (!probe.ok) console.log(`PyTorch peer skipped: ${probe.note}`);
+const peers: Peer[] = peerPythons.map((interpreter) => {
+  const probe = peerAvailable(interpreter);
+  if (!probe.ok) console.log(`PyTorch peer skipped: ${probe.note}`);
+  return { interpreter, available: probe.ok, note: probe.note, results: [] };
+});
 console.log(`load average at start: ${load()}`);
 
 const results: Record<string, unknown>[] = [];
@@ -198,7 +202,7 @@ for (const name of requested) {
   }
   for (const size of sizes) {
     // The peer runs once per size, beside the first backend that measures it.
-    const r = await measure(size, info.name, results.some((x) => x.size === size) ? { ...peer, available: false, results: [] } : peer);
+    const r = await measure(size, info.name, results.some((x) => x.size === size) ? [] : peers);
     results.push({ backend: info.name, provider: info.provider, ...r });
     console.log(`${info.name.padEnd(10)} ${size}x${size}  train ${f(r.trainImagesPerSecond)} img/s  score b1 ${f(r.scoreImagesPerSecondBatch1)}  b64 ${f(r.scoreImagesPerSecondBatch64)} img/s  local-map b64 ${f(r.scoreLocalMapsImagesPerSecondBatch64)} img/s  (load ${(r.load as { after: string }).after})`);
     const vs = r.variants as Record<string, { trainImagesPerSecond: number; scoreImagesPerSecondBatch64: number }> | undefined;
@@ -212,26 +216,26 @@ for (const name of requested) {
   }
 }
 
-// Ours / best of PyTorch with 1 and 2 threads, per backend and size.
+// Ours / best of PyTorch with 1 and 2 threads, per peer, backend and size.
 const ratios = [];
-for (const r of results) {
+for (const peer of peers) for (const r of results) {
   const p = peer.results.filter((x) => x.size === r.size);
   if (p.length === 0) continue;
   const bestTrain = Math.max(...p.map((x) => x.trainImagesPerSecond));
   const bestScore = Math.max(...p.map((x) => x.scoreImagesPerSecondBatch64));
   const ours = { train: r.trainImagesPerSecond as number | null, score: r.scoreImagesPerSecondBatch64 as number | null };
   ratios.push({
-    backend: r.backend, size: r.size,
+    peer: `pytorch ${peer.torch} (${peer.interpreter})`, backend: r.backend, size: r.size,
     oursTrain: ours.train, torchTrain1: p.find((x) => x.threads === 1)?.trainImagesPerSecond, torchTrain2: p.find((x) => x.threads === 2)?.trainImagesPerSecond,
     trainRatio: ours.train == null ? null : ours.train / bestTrain,
     oursScore: ours.score, torchScore1: p.find((x) => x.threads === 1)?.scoreImagesPerSecondBatch64, torchScore2: p.find((x) => x.threads === 2)?.scoreImagesPerSecondBatch64,
     scoreRatio: ours.score == null ? null : ours.score / bestScore,
   });
 }
-if (ratios.length > 0) {
-  console.log(`\nours / best of PyTorch ${peer.torch} (1 or 2 threads), batch 64, img/s:`);
+for (const peer of [...new Set(ratios.map((x) => x.peer))]) {
+  console.log(`\nours / best of ${peer}, 1 or 2 threads, batch 64, img/s:`);
   console.log(`backend     size   train: ours  torch1  torch2  ratio   score: ours  torch1  torch2  ratio`);
-  for (const x of ratios) {
+  for (const x of ratios.filter((y) => y.peer === peer)) {
     console.log(`${String(x.backend).padEnd(10)} ${String(x.size).padStart(5)}  ${f(x.oursTrain, 12)} ${f(x.torchTrain1, 7)} ${f(x.torchTrain2, 7)} ${(x.trainRatio ?? NaN).toFixed(2).padStart(6)}  ${f(x.oursScore, 12)} ${f(x.torchScore1, 7)} ${f(x.torchScore2, 7)} ${(x.scoreRatio ?? NaN).toFixed(2).padStart(6)}`);
   }
 }
@@ -241,6 +245,6 @@ const file = await writeResult(`speed-${[...new Set(results.map((r) => r.backend
   benchmark: 'speed', date: new Date().toISOString(), machine: machine(), secondsPerMeasurement: budget, rounds,
   options: { latent: DEFAULT_TRAIN_OPTIONS.latent, baseFilters: DEFAULT_TRAIN_OPTIONS.baseFilters, batch: 64 },
   variants: { after: 'sub-pixel Conv2DBackpropInput, BatchMatMul wrapper', before: 'zero-insertion Conv2DBackpropInput, stock BatchMatMul', stock: "wasm's own Conv2DBackpropInput and BatchMatMul" },
-  results, peer, ratios, peakRssMiB,
+  results, peers, ratios, peakRssMiB,
 });
 console.error(`wrote ${file}`);
