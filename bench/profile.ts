@@ -4,7 +4,8 @@
 //
 //   npm run build && node dist/bench/profile.js                      # 64x64, batch 64
 //   node dist/bench/profile.js --size 28 --repeats 5 --label after
-//   node dist/bench/profile.js --stock-backprop-input                # wasm's own Conv2DBackpropInput
+//   node dist/bench/profile.js --kernels before                     # the kernels before the sub-pixel change
+//   node dist/bench/profile.js --kernels stock                      # wasm's own Conv2DBackpropInput and BatchMatMul
 //
 // Kernel times come from tf.profile (the wasm backend times each kernel
 // synchronously). Kernels this project registers call wasm's Conv2D
@@ -18,7 +19,7 @@ import { vaeLoss } from '../server/ml/loss.js';
 import { mulberry32 } from '../server/ml/random.js';
 import { scoreImages } from '../server/ml/score.js';
 import { createVae, type Vae } from '../server/ml/vae.js';
-import { useStockBackpropInput } from '../server/ml/wasm-kernels.js';
+import { useBackpropFilter, useBackpropInput, useStockBatchMatMul } from '../server/ml/wasm-kernels.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../server/services/fit.js';
 import { machine, writeResult } from './results-file.js';
 
@@ -29,7 +30,7 @@ const { values: v } = parseArgs({
     repeats: { type: 'string' },
     top: { type: 'string' },
     label: { type: 'string' },
-    'stock-backprop-input': { type: 'boolean' },
+    kernels: { type: 'string' },
     verbose: { type: 'boolean' },
   },
 });
@@ -122,7 +123,14 @@ function print(title: string, p: Awaited<ReturnType<typeof profileOf>>): void {
 }
 
 const info = await initBackend('wasm');
-if (v['stock-backprop-input']) useStockBackpropInput(true);
+// after: the kernels in use; before: zero-insertion Conv2DBackpropInput, dilated-convolution
+// Conv2DBackpropFilter everywhere, stock BatchMatMul; stock: wasm's own Conv2DBackpropInput too.
+const kernels = v.kernels ?? 'after';
+if (kernels !== 'after') {
+  useBackpropInput(kernels === 'stock' ? 'stock' : 'zero-insertion');
+  useBackpropFilter('dilated-conv');
+  useStockBatchMatMul(true);
+}
 const loadBefore = load();
 const o = DEFAULT_TRAIN_OPTIONS;
 const vae = createVae({ size, channels: 1, latent: o.latent, baseFilters: o.baseFilters, seed: 1 });
@@ -154,11 +162,11 @@ console.log(`load: ${loadBefore} -> ${loadAfter}`);
 x.dispose();
 optimizer.dispose();
 vae.model.dispose();
-const label = v.label ?? `wasm-${size}${v['stock-backprop-input'] ? '-stock' : ''}`;
+const label = v.label ?? `${kernels}-wasm-${size}`;
 const file = await writeResult(`profile-${label}`, {
   benchmark: 'profile', date: new Date().toISOString(), machine: machine(), backend: info.name,
   load: { before: loadBefore, after: loadAfter },
-  options: { size, batch: batchSize, latent: o.latent, baseFilters: o.baseFilters, repeats, stockBackpropInput: !!v['stock-backprop-input'] },
+  options: { size, batch: batchSize, latent: o.latent, baseFilters: o.baseFilters, repeats, kernels },
   trainStep: train, scoringForward: score, scoreImagesMs,
 });
 console.error(`wrote ${file}`);

@@ -8,9 +8,11 @@
 //
 // On wasm, kernel variants are measured A/B in the same process, interleaved
 // in rounds (A B, then B A) so that machine noise hits both alike:
-//   after   the kernels in use (sub-pixel Conv2DBackpropInput, BatchMatMul wrapper)
-//   before  zero-insertion Conv2DBackpropInput, wasm's stock BatchMatMul
-//   stock   wasm's own Conv2DBackpropInput and BatchMatMul
+//   after   the kernels in use (sub-pixel Conv2DBackpropInput, matrix-product
+//           Conv2DBackpropFilter for the first layer, BatchMatMul wrapper)
+//   before  zero-insertion Conv2DBackpropInput, dilated-convolution
+//           Conv2DBackpropFilter everywhere, wasm's stock BatchMatMul
+//   stock   as before, with wasm's own Conv2DBackpropInput
 // The PyTorch peer (bench/peer_vae.py: same layers, step and scoring pass) runs
 // between the rounds at each size with 1 and 2 threads, when
 // `/usr/bin/python3 -c 'import torch'` works (Debian's python3-torch).
@@ -29,7 +31,7 @@ import { fitLocalStats } from '../server/ml/local-maps.js';
 import { scoreImages } from '../server/ml/score.js';
 import { trainVae } from '../server/ml/train.js';
 import { createVae } from '../server/ml/vae.js';
-import { useBackpropInput, useStockBatchMatMul } from '../server/ml/wasm-kernels.js';
+import { useBackpropFilter, useBackpropInput, useStockBatchMatMul } from '../server/ml/wasm-kernels.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../server/services/fit.js';
 import { machine, writeResult } from './results-file.js';
 
@@ -58,6 +60,7 @@ type Variant = 'after' | 'before' | 'stock';
 function setVariant(variant: Variant): void {
   useBackpropInput(variant === 'after' ? 'sub-pixel' : variant === 'before' ? 'zero-insertion' : 'stock');
   useStockBatchMatMul(variant !== 'after');
+  useBackpropFilter(variant === 'after' ? 'auto' : 'dilated-conv');
 }
 
 function load(): string {
@@ -244,7 +247,11 @@ console.log(`peak RSS ${peakRssMiB.toFixed(0)} MiB; tensors alive ${tf.memory().
 const file = await writeResult(`speed-${[...new Set(results.map((r) => r.backend))].join('-')}`, {
   benchmark: 'speed', date: new Date().toISOString(), machine: machine(), secondsPerMeasurement: budget, rounds,
   options: { latent: DEFAULT_TRAIN_OPTIONS.latent, baseFilters: DEFAULT_TRAIN_OPTIONS.baseFilters, batch: 64 },
-  variants: { after: 'sub-pixel Conv2DBackpropInput, BatchMatMul wrapper', before: 'zero-insertion Conv2DBackpropInput, stock BatchMatMul', stock: "wasm's own Conv2DBackpropInput and BatchMatMul" },
+  variants: {
+    after: 'sub-pixel Conv2DBackpropInput, matrix-product Conv2DBackpropFilter when kh*kw*cin <= 64, BatchMatMul wrapper',
+    before: 'zero-insertion Conv2DBackpropInput, dilated-convolution Conv2DBackpropFilter, stock BatchMatMul',
+    stock: "wasm's own Conv2DBackpropInput, dilated-convolution Conv2DBackpropFilter, stock BatchMatMul",
+  },
   results, peers, ratios, peakRssMiB,
 });
 console.error(`wrote ${file}`);
