@@ -5,6 +5,7 @@
 //   npm run bench:speed                       # every backend that loads here
 //   npm run bench:speed -- --backends wasm --seconds 20 --sizes 28,64
 //   npm run bench:speed -- --backends wasm --variants after,before,stock
+//   npm run bench:speed -- --backends wasm --label wasm-vs-pytorch   # bench/results/speed-wasm-vs-pytorch.json
 //
 // On wasm, kernel variants are measured A/B in the same process, interleaved
 // in rounds (A B, then B A) so that machine noise hits both alike:
@@ -44,6 +45,7 @@ const { values: v } = parseArgs({
     rounds: { type: 'string' },
     'peer-seconds': { type: 'string' },
     'no-peer': { type: 'boolean' },
+    label: { type: 'string' },
   },
 });
 const budget = Number(v.seconds ?? 10); // seconds per measurement and variant, over all rounds
@@ -244,7 +246,7 @@ for (const peer of [...new Set(ratios.map((x) => x.peer))]) {
 }
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 console.log(`peak RSS ${peakRssMiB.toFixed(0)} MiB; tensors alive ${tf.memory().numTensors}; load average at end: ${load()}`);
-const file = await writeResult(`speed-${[...new Set(results.map((r) => r.backend))].join('-')}`, {
+const file = await writeResult(`speed-${v.label ?? [...new Set(results.map((r) => r.backend))].join('-')}`, {
   benchmark: 'speed', date: new Date().toISOString(), machine: machine(), secondsPerMeasurement: budget, rounds,
   options: { latent: DEFAULT_TRAIN_OPTIONS.latent, baseFilters: DEFAULT_TRAIN_OPTIONS.baseFilters, batch: 64 },
   variants: {
