@@ -11,6 +11,7 @@ import { imagesRouter } from './routes/images.js';
 import { jobsRouter, modelsRouter } from './routes/models.js';
 import { alertsRouter, rulesRouter, silencesRouter } from './routes/rules.js';
 import { sourcesRouter } from './routes/sources.js';
+import { metricsRouter } from './routes/metrics.js';
 import { healthRouter, statsRouter } from './routes/status.js';
 
 export interface AppOptions {
@@ -65,6 +66,7 @@ export function createApp(ctx: Context, o: AppOptions = {}): express.Express {
   app.use('/api/audit', auditRouter(ctx));
   app.use('/api/stats', statsRouter(ctx));
   app.use('/api', notFound);
+  app.use('/metrics', metricsRouter(ctx));
 
   const clientDir = o.clientDir ?? CLIENT_DIR;
   if (existsSync(clientDir)) app.use(express.static(clientDir, { index: 'index.html' }));
