@@ -292,6 +292,13 @@ describe('alert instances: a rule for every source keeps one state machine per s
     expect(new Set(res.json.alerts.map((a: any) => a.source))).toEqual(new Set(['line1-cam']));
     expect((await s.request('GET', `/api/alerts?source=${'x'.repeat(101)}`)).status).toBe(400);
   });
+
+  it('previews per source too: a clean image from one camera does not resolve the other in the preview', async () => {
+    await upload(BAD, 'line2-cam');
+    await upload(NORMAL, 'line1-cam');
+    const res = await s.request('POST', '/api/rules/preview', { key: s.keys.viewer, json: { name: 'p', channel: 'recon', threshold: { kind: 'absolute', value: (normalRecon + anomalousRecon) / 2 }, last: 2 } });
+    expect(res.json).toEqual({ images: 2, breaches: 1, firings: 1, finalState: 'firing' });
+  });
 });
 
 describe('stats', () => {
