@@ -12,6 +12,7 @@ import { AuthService, bootstrapAdmin } from './services/auth.js';
 import { EventBus } from './services/event-bus.js';
 import { FileStore } from './services/file-store.js';
 import { HealthService, leftoversWithoutDatabase, type HealthOptions } from './services/health.js';
+import { Metrics } from './services/metrics.js';
 import { ModelRegistry } from './services/model-registry.js';
 import { Retention } from './services/retention.js';
 import { ScoringService } from './services/scoring.js';
@@ -36,6 +37,8 @@ export interface Context {
   jobs: TrainingJobs;
   retention: Retention;
   health: HealthService;
+  /** Prometheus metrics for GET /metrics. */
+  metrics: Metrics;
   /** Who is calling: keys, sessions, the failed-key limit and the CSRF rule, shared by HTTP and /ws. */
   auth: AuthService;
   /** Set on first start when no admin key existed and none was configured: print it once. */
@@ -78,7 +81,12 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const registry = new ModelRegistry(db, config.modelsDir, bus, log.ml, now);
   await registry.syncFromDisk();
   const webhooks = new WebhookSender(log.webhooks, { ...o.webhookOptions, allowPrivate: config.webhookAllowPrivate });
-  const scoring = new ScoringService({ db, registry, files, bus, webhooks, log: log.ml, now });
+  // Read at scrape time, once everything below exists.
+  const metrics = new Metrics({
+    db, log: log.http, backend: backend.name, activeModel: () => registry.activeRow(), webhookStats: () => webhooks.stats,
+    queues: (): { scoring: number; training: number; webhooks: number } => ({ scoring: scoring.queueDepth, training: jobs.queueDepth, webhooks: webhooks.depth }),
+  });
+  const scoring = new ScoringService({ db, registry, files, bus, webhooks, log: log.ml, now, metrics });
   const jobs = new TrainingJobs({
     db, bus, registry, modelsDir: config.modelsDir, uploadsDir: path.join(config.dataDir, 'uploads'), backend: config.backend, log: log.jobs, now,
     workerFile: o.workerFile ?? path.join(DIST_DIR, 'server', 'services', 'training-worker.js'),
@@ -86,7 +94,7 @@ export async function createContext(config: Config, o: ContextOverrides = {}): P
   const retention = new Retention(db, files, config.retentionDays, log.retention, now);
 
   return {
-    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention, health, auth,
+    config, db, log, clock, backend, bus, files, registry, scoring, webhooks, jobs, retention, health, auth, metrics,
     generatedAdminKey: generated,
     async close() {
       health.stop();

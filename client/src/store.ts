@@ -11,8 +11,14 @@ const MAX_IMAGES = 300;
 export interface FeedItem {
   alert: AlertView;
   message: string;
+  /** What the feed and the banner call the alert: its rule's name and, for an instance, its source. */
   ruleName: string;
   at: number;
+}
+
+/** "recon high · line2-cam": alerts are per rule and source. */
+function label(rule: string, alert: AlertView): string {
+  return alert.source === null ? rule : `${rule} · ${alert.source}`;
 }
 
 export class Store {
@@ -59,13 +65,13 @@ export class Store {
   }
 
   setAlerts(list: AlertView[]): void {
-    this.alerts = new Map(list.map((a) => [a.id, { alert: a, message: '', ruleName: this.ruleName(a.ruleId), at: a.updatedAt }]));
+    this.alerts = new Map(list.map((a) => [a.id, { alert: a, message: '', ruleName: label(this.ruleName(a.ruleId), a), at: a.updatedAt }]));
     this.emit('alerts');
   }
 
   applyAlert(p: AlertChangedPayload, at: number): void {
     const prev = this.alerts.get(p.alert.id);
-    this.alerts.set(p.alert.id, { alert: p.alert, message: (p.acknowledged ? prev?.message : p.message) || prev?.message || '', ruleName: p.rule?.name ?? prev?.ruleName ?? this.ruleName(p.alert.ruleId), at });
+    this.alerts.set(p.alert.id, { alert: p.alert, message: (p.acknowledged ? prev?.message : p.message) || prev?.message || '', ruleName: p.rule ? label(p.rule.name, p.alert) : prev?.ruleName ?? label(this.ruleName(p.alert.ruleId), p.alert), at });
     this.emit('alerts');
   }
 

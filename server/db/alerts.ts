@@ -1,6 +1,6 @@
-// Alert rules (with the state machine's memory), alerts with their state
-// transitions, and silences.
-import type { AlertRule, AlertStateName, RuleState, Threshold } from '../domain/alert-types.js';
+// Alert rules, alerts with their state transitions, and silences. The state
+// machine's memory lives per instance (rule, source), in alert-instances.ts.
+import type { AlertRule, AlertStateName, Threshold } from '../domain/alert-types.js';
 import type { SilenceView } from '../domain/wire.js';
 import type { Db } from './open.js';
 
@@ -17,14 +17,12 @@ interface RuleRow {
   renotify_seconds: number | null;
   enabled: 0 | 1;
   webhook_url: string | null;
-  state: string;
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
 }
 
 export interface StoredRule extends AlertRule {
-  state: RuleState;
   createdAt: number;
   updatedAt: number;
 }
@@ -37,7 +35,7 @@ function toRule(r: RuleRow): StoredRule {
     recovery: r.recovery === null ? null : (JSON.parse(r.recovery) as Threshold),
     clearAfter: r.clear_after, renotifySeconds: r.renotify_seconds,
     enabled: r.enabled === 1, webhookUrl: r.webhook_url,
-    state: JSON.parse(r.state) as RuleState, createdAt: r.created_at, updatedAt: r.updated_at,
+    createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -51,28 +49,24 @@ function params(rule: Omit<AlertRule, 'id'>) {
   };
 }
 
-export function insertRule(db: Db, rule: Omit<AlertRule, 'id'>, state: RuleState, now: number): number {
+export function insertRule(db: Db, rule: Omit<AlertRule, 'id'>, now: number): number {
   return Number(
     db.prepare(
       `INSERT INTO alert_rules (name, channel, source, threshold, pending_k, pending_n, recovery, clear_after,
-         renotify_seconds, enabled, webhook_url, state, created_at, updated_at)
+         renotify_seconds, enabled, webhook_url, created_at, updated_at)
        VALUES (@name, @channel, @source, @threshold, @pending_k, @pending_n, @recovery, @clear_after,
-         @renotify_seconds, @enabled, @webhook_url, @state, @now, @now)`,
-    ).run({ ...params(rule), state: JSON.stringify(state), now }).lastInsertRowid,
+         @renotify_seconds, @enabled, @webhook_url, @now, @now)`,
+    ).run({ ...params(rule), now }).lastInsertRowid,
   );
 }
 
-export function updateRule(db: Db, id: number, rule: Omit<AlertRule, 'id'>, state: RuleState, now: number): void {
+export function updateRule(db: Db, id: number, rule: Omit<AlertRule, 'id'>, now: number): void {
   db.prepare(
     `UPDATE alert_rules SET name = @name, channel = @channel, source = @source, threshold = @threshold,
        pending_k = @pending_k, pending_n = @pending_n, recovery = @recovery, clear_after = @clear_after,
-       renotify_seconds = @renotify_seconds, enabled = @enabled, webhook_url = @webhook_url, state = @state,
+       renotify_seconds = @renotify_seconds, enabled = @enabled, webhook_url = @webhook_url,
        updated_at = @now WHERE id = @id AND deleted_at IS NULL`,
-  ).run({ ...params(rule), state: JSON.stringify(state), now, id });
-}
-
-export function saveRuleState(db: Db, id: number, state: RuleState): void {
-  db.prepare('UPDATE alert_rules SET state = ? WHERE id = ?').run(JSON.stringify(state), id);
+  ).run({ ...params(rule), now, id });
 }
 
 export function getRule(db: Db, id: number): StoredRule | undefined {
@@ -91,6 +85,8 @@ export function deleteRule(db: Db, id: number, now: number): boolean {
 export interface AlertRow {
   id: number;
   rule_id: number;
+  /** The instance's source; null only for old alerts whose images were gone when sources were added. */
+  source: string | null;
   state: AlertStateName;
   started_at: number;
   updated_at: number;
@@ -101,15 +97,28 @@ export interface AlertRow {
   acked_at: number | null;
 }
 
-/** The rule's current episode: the latest alert that has not resolved or gone back to normal. */
-export function openAlert(db: Db, ruleId: number): AlertRow | undefined {
-  return db.prepare("SELECT * FROM alerts WHERE rule_id = ? AND state IN ('pending', 'firing') ORDER BY id DESC LIMIT 1").get(ruleId) as AlertRow | undefined;
+/** The instance's current episode: the latest alert of (rule, source) that has not resolved or gone back to normal. */
+export function openAlert(db: Db, ruleId: number, source: string): AlertRow | undefined {
+  return db.prepare("SELECT * FROM alerts WHERE rule_id = ? AND source = ? AND state IN ('pending', 'firing') ORDER BY id DESC LIMIT 1").get(ruleId, source) as AlertRow | undefined;
 }
 
-export function insertAlert(db: Db, a: { ruleId: number; state: AlertStateName; imageId: number; value: number; now: number }): number {
+/** The open episodes of every instance of a rule, oldest first. */
+export function openAlertsOfRule(db: Db, ruleId: number): AlertRow[] {
+  return db.prepare("SELECT * FROM alerts WHERE rule_id = ? AND state IN ('pending', 'firing') ORDER BY id").all(ruleId) as AlertRow[];
+}
+
+/** Every open episode of a rule not deleted, with its rule's name, oldest first. */
+export function openAlerts(db: Db): (AlertRow & { rule_name: string })[] {
+  return db.prepare(
+    `SELECT a.*, r.name AS rule_name FROM alerts a JOIN alert_rules r ON r.id = a.rule_id
+     WHERE a.state IN ('pending', 'firing') AND r.deleted_at IS NULL ORDER BY a.id`,
+  ).all() as (AlertRow & { rule_name: string })[];
+}
+
+export function insertAlert(db: Db, a: { ruleId: number; source: string; state: AlertStateName; imageId: number; value: number; now: number }): number {
   return Number(
-    db.prepare('INSERT INTO alerts (rule_id, state, started_at, updated_at, first_image_id, last_image_id, value) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(a.ruleId, a.state, a.now, a.now, a.imageId, a.imageId, a.value).lastInsertRowid,
+    db.prepare('INSERT INTO alerts (rule_id, source, state, started_at, updated_at, first_image_id, last_image_id, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(a.ruleId, a.source, a.state, a.now, a.now, a.imageId, a.imageId, a.value).lastInsertRowid,
   );
 }
 
@@ -132,11 +141,12 @@ export function getAlert(db: Db, id: number): AlertRow | undefined {
   return db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as AlertRow | undefined;
 }
 
-export function listAlerts(db: Db, f: { state?: AlertStateName; ruleId?: number; before?: number; limit: number }): AlertRow[] {
+export function listAlerts(db: Db, f: { state?: AlertStateName; ruleId?: number; source?: string; before?: number; limit: number }): AlertRow[] {
   const where: string[] = [];
   const p: Record<string, unknown> = { limit: f.limit };
   if (f.state) { where.push('state = @state'); p.state = f.state; }
   if (f.ruleId !== undefined) { where.push('rule_id = @ruleId'); p.ruleId = f.ruleId; }
+  if (f.source !== undefined) { where.push('source = @source'); p.source = f.source; }
   if (f.before !== undefined) { where.push('id < @before'); p.before = f.before; }
   return db.prepare(`SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`).all(p) as AlertRow[];
 }
@@ -151,10 +161,10 @@ export function ackAlert(db: Db, id: number, keyId: number, now: number): boolea
 
 export type SilenceRow = SilenceView;
 
-export function insertSilence(db: Db, s: { ruleId: number | null; startsAt: number; endsAt: number; reason: string; createdBy: number | null; now: number }): number {
+export function insertSilence(db: Db, s: { ruleId: number | null; source: string | null; startsAt: number; endsAt: number; reason: string; createdBy: number | null; now: number }): number {
   return Number(
-    db.prepare('INSERT INTO silences (rule_id, starts_at, ends_at, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(s.ruleId, s.startsAt, s.endsAt, s.reason, s.createdBy, s.now).lastInsertRowid,
+    db.prepare('INSERT INTO silences (rule_id, source, starts_at, ends_at, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(s.ruleId, s.source, s.startsAt, s.endsAt, s.reason, s.createdBy, s.now).lastInsertRowid,
   );
 }
 
@@ -166,6 +176,9 @@ export function deleteSilence(db: Db, id: number): boolean {
   return db.prepare('DELETE FROM silences WHERE id = ?').run(id).changes > 0;
 }
 
-export function isSilenced(db: Db, ruleId: number, now: number): boolean {
-  return db.prepare('SELECT 1 FROM silences WHERE (rule_id = ? OR rule_id IS NULL) AND starts_at <= ? AND ends_at > ? LIMIT 1').get(ruleId, now, now) !== undefined;
+/** Whether a silence covers the instance (rule, source) now: one of that rule or of every rule, for that source or every source. */
+export function isSilenced(db: Db, ruleId: number, source: string | null, now: number): boolean {
+  return db.prepare(
+    'SELECT 1 FROM silences WHERE (rule_id = ? OR rule_id IS NULL) AND (source = ? OR source IS NULL) AND starts_at <= ? AND ends_at > ? LIMIT 1',
+  ).get(ruleId, source, now, now) !== undefined;
 }

@@ -101,3 +101,16 @@ export function countsPerHour(db: Db, since: number): { hour: number; images: nu
      FROM images WHERE received_at >= ? GROUP BY hour ORDER BY hour`,
   ).all(since) as never;
 }
+
+export interface SourceStatsRow {
+  source: string;
+  first_seen: number;
+  last_seen: number;
+  images: number;
+  anomalies: number;
+}
+
+/** Per-source totals of the stored images (kept by triggers on images, migration 0004), by name. */
+export function listSourceStats(db: Db): SourceStatsRow[] {
+  return db.prepare('SELECT source, first_seen, last_seen, images, anomalies FROM source_stats ORDER BY source').all() as SourceStatsRow[];
+}

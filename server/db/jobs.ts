@@ -53,3 +53,11 @@ export function finishJob(db: Db, id: number, f: { status: Exclude<JobStatus, 'q
   db.prepare('UPDATE training_jobs SET status = ?, model_id = ?, error = ?, finished_at = ? WHERE id = ?')
     .run(f.status, f.modelId ?? null, f.error ?? null, f.now, id);
 }
+
+/** Finished jobs by kind (train, recalibrate) and outcome, over the whole history. */
+export function countFinishedJobs(db: Db): { kind: 'train' | 'recalibrate'; status: Exclude<JobStatus, 'queued' | 'running'>; n: number }[] {
+  return db.prepare(
+    `SELECT CASE WHEN parent_model IS NULL THEN 'train' ELSE 'recalibrate' END AS kind, status, COUNT(*) AS n
+     FROM training_jobs WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY kind, status`,
+  ).all() as never;
+}

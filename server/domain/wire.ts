@@ -22,9 +22,12 @@ export interface ImageView {
   urls: { original: string; thumbnail: string; reconstruction: string; heatmap: string };
 }
 
+/** One alert episode of one instance: a rule and a source. */
 export interface AlertView {
   id: number;
   ruleId: number;
+  /** The instance's source (camera, line); null only for old alerts whose source could not be recovered. */
+  source: string | null;
   state: AlertStateName;
   startedAt: number;
   updatedAt: number;
@@ -49,8 +52,23 @@ export interface AlertChangedPayload {
 export interface RuleView extends AlertRule {
   createdAt: number;
   updatedAt: number;
-  /** The rule's state machine state. */
+  /** The most urgent state among its instances (firing, pending, resolved, normal); normal with none. */
   state: AlertStateName;
+  /** One state machine per source the rule has seen (one at most for a rule with a source). */
+  instances: { source: string; state: AlertStateName }[];
+}
+
+/** A source (camera, line) as its stored images describe it, with its open alert instances. */
+export interface SourceView {
+  source: string;
+  /** Oldest and newest stored image (ISO); retention moves firstSeen forward. Null when none is stored (only open alerts remain). */
+  firstSeen: string | null;
+  lastSeen: string | null;
+  images: number;
+  anomalies: number;
+  /** anomalies / images */
+  anomalyRate: number;
+  openAlerts: { id: number; ruleId: number; ruleName: string; state: AlertStateName; startedAt: number; acknowledged: boolean }[];
 }
 
 export interface JobView {
@@ -123,6 +141,8 @@ export interface ApiKeyView {
 export interface SilenceView {
   id: number;
   rule_id: number | null;
+  /** null: every source */
+  source: string | null;
   starts_at: number;
   ends_at: number;
   reason: string;

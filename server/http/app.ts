@@ -10,6 +10,8 @@ import { auditRouter, keysRouter, sessionRouter } from './routes/admin.js';
 import { imagesRouter } from './routes/images.js';
 import { jobsRouter, modelsRouter } from './routes/models.js';
 import { alertsRouter, rulesRouter, silencesRouter } from './routes/rules.js';
+import { sourcesRouter } from './routes/sources.js';
+import { metricsRouter } from './routes/metrics.js';
 import { healthRouter, statsRouter } from './routes/status.js';
 
 export interface AppOptions {
@@ -59,10 +61,12 @@ export function createApp(ctx: Context, o: AppOptions = {}): express.Express {
   app.use('/api/rules', rulesRouter(ctx));
   app.use('/api/silences', silencesRouter(ctx));
   app.use('/api/alerts', alertsRouter(ctx));
+  app.use('/api/sources', sourcesRouter(ctx));
   app.use('/api/keys', keysRouter(ctx));
   app.use('/api/audit', auditRouter(ctx));
   app.use('/api/stats', statsRouter(ctx));
   app.use('/api', notFound);
+  app.use('/metrics', metricsRouter(ctx));
 
   const clientDir = o.clientDir ?? CLIENT_DIR;
   if (existsSync(clientDir)) app.use(express.static(clientDir, { index: 'index.html' }));

@@ -2,12 +2,18 @@
 // transaction, so that an image and the alerts it caused are committed
 // together. Events are recorded there too; broadcasting and webhooks wait
 // until after the commit.
+//
+// Each rule is evaluated per instance, the pair (rule, image source): a rule
+// for every source keeps one state machine per source, so one camera's clean
+// images never resolve another camera's alert. Alerts, silences and
+// acknowledgements belong to an instance.
 import { thresholdAt } from '../domain/calibration.js';
 import { describeReset, describeTransition, observe, reset, step, type ResetReason } from '../domain/alert-machine.js';
-import type { AlertRule, RuleChannel } from '../domain/alert-types.js';
+import { INITIAL_RULE_STATE, type AlertRule, type RuleChannel } from '../domain/alert-types.js';
 import type { Calibration } from '../domain/types.js';
 import type { AlertChangedPayload, AlertView } from '../domain/wire.js';
-import { closeAlert, getAlert, insertAlert, insertTransition, isSilenced, listRules, openAlert, saveRuleState, updateAlertState, type AlertRow } from '../db/alerts.js';
+import { deleteInstances, getInstanceState, saveInstanceState } from '../db/alert-instances.js';
+import { closeAlert, getAlert, insertAlert, insertTransition, isSilenced, listRules, openAlert, openAlertsOfRule, updateAlertState, type AlertRow } from '../db/alerts.js';
 import type { ImageRow } from '../db/images.js';
 import type { Db } from '../db/open.js';
 import type { BusEvent, EventBus } from './event-bus.js';
@@ -29,7 +35,7 @@ export function calibrationThreshold(cal: Calibration) {
 
 export function alertView(a: AlertRow): AlertView {
   return {
-    id: a.id, ruleId: a.rule_id, state: a.state, startedAt: a.started_at, updatedAt: a.updated_at,
+    id: a.id, ruleId: a.rule_id, source: a.source, state: a.state, startedAt: a.started_at, updatedAt: a.updated_at,
     firstImageId: a.first_image_id, lastImageId: a.last_image_id, value: a.value,
     acknowledged: a.acked_at !== null ? { by: a.acked_by, at: a.acked_at } : null,
   };
@@ -38,18 +44,20 @@ export function alertView(a: AlertRow): AlertView {
 export function evaluateRules(db: Db, bus: EventBus, image: ImageRow, cal: Calibration, now: number): AlertChange[] {
   const changes: AlertChange[] = [];
   const resolve = calibrationThreshold(cal);
+  const source = image.source;
   for (const rule of listRules(db)) {
-    if (!rule.enabled || (rule.source !== null && rule.source !== image.source)) continue;
+    if (!rule.enabled || (rule.source !== null && rule.source !== source)) continue;
     const value = channelValue(image, rule.channel);
-    const s = step(rule, rule.state, observe(rule, value, resolve), now, isSilenced(db, rule.id, now));
-    saveRuleState(db, rule.id, s.next);
+    const state = getInstanceState(db, rule.id, source) ?? INITIAL_RULE_STATE;
+    const s = step(rule, state, observe(rule, value, resolve), now, isSilenced(db, rule.id, source, now));
+    saveInstanceState(db, rule.id, source, s.next);
     if (!s.transition && !s.renotify) continue;
 
-    let alert = openAlert(db, rule.id);
+    let alert = openAlert(db, rule.id, source);
     if (s.transition) {
       const { from, to } = s.transition;
       if (!alert || from === 'normal' || from === 'resolved') {
-        alert = getAlert(db, insertAlert(db, { ruleId: rule.id, state: to, imageId: image.id, value, now }))!;
+        alert = getAlert(db, insertAlert(db, { ruleId: rule.id, source, state: to, imageId: image.id, value, now }))!;
       } else {
         updateAlertState(db, alert.id, { state: to, imageId: image.id, value, now });
         alert = getAlert(db, alert.id)!;
@@ -57,9 +65,7 @@ export function evaluateRules(db: Db, bus: EventBus, image: ImageRow, cal: Calib
       insertTransition(db, { alertId: alert.id, from, to, imageId: image.id, value, notified: s.notify, now });
     }
     if (!alert) continue;
-    const message = s.transition
-      ? describeTransition(rule, s.transition.from, s.transition.to)
-      : `${rule.name}: still firing`;
+    const message = `${source}: ${s.transition ? describeTransition(rule, s.transition.from, s.transition.to) : `${rule.name} still firing`}`;
     const payload: AlertChangedPayload = {
       alert: alertView(alert), rule: ruleRef(rule),
       transition: s.transition, renotify: s.renotify, notified: s.notify, imageId: image.id, value, message,
@@ -80,21 +86,27 @@ function recordChange(bus: EventBus, rule: AlertRule, payload: AlertChangedPaylo
 }
 
 /**
- * Closes the rule's open alert because the rule was reset or deleted: without
- * this the episode would stay firing with no image ever able to resolve it.
- * Writes the alert, its transition and the event; call inside the transaction
- * that changes the rule, and deliver the change after commit. `rule` is the
- * rule as it was, so the webhook goes to the receiver that saw it fire.
+ * Resets every instance of the rule because the rule was reset or deleted,
+ * closing each open alert: without this an episode would stay firing with no
+ * image ever able to resolve it. Writes the alerts, their transitions and the
+ * events; call inside the transaction that changes the rule, and deliver the
+ * changes after commit. `rule` is the rule as it was, so the webhooks go to
+ * the receiver that saw them fire.
  */
-export function closeOpenAlert(db: Db, bus: EventBus, rule: AlertRule, reason: ResetReason, now: number): AlertChange | null {
-  const open = openAlert(db, rule.id);
-  const s = reset(open?.state ?? null, isSilenced(db, rule.id, now));
-  if (!open || !s.transition) return null;
-  closeAlert(db, open.id, s.transition.to, now);
-  insertTransition(db, { alertId: open.id, from: s.transition.from, to: s.transition.to, imageId: null, value: null, notified: s.notify, now });
-  const payload: AlertChangedPayload = {
-    alert: alertView(getAlert(db, open.id)!), rule: ruleRef(rule),
-    transition: s.transition, renotify: false, notified: s.notify, message: describeReset(reason, s.transition.to),
-  };
-  return recordChange(bus, rule, payload, s.notify);
+export function resetInstances(db: Db, bus: EventBus, rule: AlertRule, reason: ResetReason, now: number): AlertChange[] {
+  const changes: AlertChange[] = [];
+  for (const open of openAlertsOfRule(db, rule.id)) {
+    const s = reset(open.state, isSilenced(db, rule.id, open.source, now));
+    if (!s.transition) continue;
+    closeAlert(db, open.id, s.transition.to, now);
+    insertTransition(db, { alertId: open.id, from: s.transition.from, to: s.transition.to, imageId: null, value: null, notified: s.notify, now });
+    const payload: AlertChangedPayload = {
+      alert: alertView(getAlert(db, open.id)!), rule: ruleRef(rule),
+      transition: s.transition, renotify: false, notified: s.notify,
+      message: `${open.source ?? 'unknown source'}: ${describeReset(reason, s.transition.to)}`,
+    };
+    changes.push(recordChange(bus, rule, payload, s.notify));
+  }
+  deleteInstances(db, rule.id);
+  return changes;
 }

@@ -2,20 +2,22 @@
 // /api/rules, /api/silences and /api/alerts, kept out of the routes so that
 // the CLI or a queue worker applying the same change behaves the same way.
 //
-// A rule change that resets the rule's memory (it now watches another
-// channel, source or window, or it was disabled) and a delete both close the
-// rule's open alert in the same transaction, so no alert is left firing that
-// no image can ever resolve. Events are recorded inside the transaction and
+// A rule keeps one state machine per source (an instance). A rule change
+// that resets the rule's memory (it now watches another channel, source or
+// window, or it was disabled) and a delete both forget every instance and
+// close their open alerts in the same transaction, so no alert is left firing
+// that no image can ever resolve. Events are recorded inside the transaction and
 // broadcast, with any webhook, only after it commits.
 import { observe, step, type ResetReason } from '../domain/alert-machine.js';
-import { INITIAL_RULE_STATE, type AlertRule, type AlertStateName } from '../domain/alert-types.js';
+import { INITIAL_RULE_STATE, type AlertRule, type AlertStateName, type RuleState } from '../domain/alert-types.js';
 import { AppError } from '../domain/errors.js';
 import { webhookUrlProblem } from '../domain/net-policy.js';
 import type { AlertView, RuleView, SilenceView } from '../domain/wire.js';
+import { listInstances, type InstanceSummary } from '../db/alert-instances.js';
 import * as store from '../db/alerts.js';
 import { listImages } from '../db/images.js';
 import type { Db } from '../db/open.js';
-import { alertView, calibrationThreshold, channelValue, closeOpenAlert, type AlertChange } from './alerting.js';
+import { alertView, calibrationThreshold, channelValue, resetInstances, type AlertChange } from './alerting.js';
 import type { EventBus } from './event-bus.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { WebhookSender } from './webhooks.js';
@@ -34,9 +36,18 @@ export type RuleInput = Omit<AlertRule, 'id'>;
 
 const bad = (msg: string) => new AppError('bad_request', msg);
 
-export function ruleView(r: store.StoredRule): RuleView {
-  const { state, ...rest } = r;
-  return { ...rest, state: state.state };
+/** Most urgent first: what a rule's own state shows when its instances differ. */
+const URGENCY: AlertStateName[] = ['firing', 'pending', 'resolved', 'normal'];
+
+/** A rule with its instances (all of them: they are filtered to this rule). */
+export function ruleView(r: store.StoredRule, all: InstanceSummary[]): RuleView {
+  const instances = all.filter((i) => i.ruleId === r.id).map(({ source, state }) => ({ source, state }));
+  const state = URGENCY.find((u) => instances.some((i) => i.state === u)) ?? 'normal';
+  return { ...r, state, instances };
+}
+
+function viewOf(d: RulesDeps, r: store.StoredRule): RuleView {
+  return ruleView(r, listInstances(d.db));
 }
 
 /** Checks that span fields, and the webhook target against the address policy. */
@@ -71,13 +82,18 @@ export function findRule(d: RulesDeps, id: number): store.StoredRule {
 }
 
 export function listRules(d: RulesDeps): RuleView[] {
-  return store.listRules(d.db).map(ruleView);
+  const instances = listInstances(d.db);
+  return store.listRules(d.db).map((r) => ruleView(r, instances));
+}
+
+export function getRule(d: RulesDeps, id: number): RuleView {
+  return viewOf(d, findRule(d, id));
 }
 
 export function createRule(d: RulesDeps, rule: RuleInput): RuleView {
   checkRule(rule, d.allowPrivateWebhooks);
-  const id = store.insertRule(d.db, rule, INITIAL_RULE_STATE, d.now());
-  return ruleView(store.getRule(d.db, id)!);
+  const id = store.insertRule(d.db, rule, d.now());
+  return viewOf(d, store.getRule(d.db, id)!);
 }
 
 /** Applies `change` to the stored rule; `change` gets the rule as it is now, inside the transaction. */
@@ -87,27 +103,27 @@ export function updateRule(d: RulesDeps, id: number, change: (current: store.Sto
     const next = change(current);
     checkRule(next, d.allowPrivateWebhooks);
     const now = d.now();
+    const before = viewOf(d, current);
     const reason = resetReason(current, next);
-    const closed = reason === null ? null : closeOpenAlert(d.db, d.bus, current, reason, now);
-    store.updateRule(d.db, id, next, reason === null ? current.state : INITIAL_RULE_STATE, now);
-    return { before: ruleView(current), after: ruleView(store.getRule(d.db, id)!), closed };
+    const closed = reason === null ? [] : resetInstances(d.db, d.bus, current, reason, now);
+    store.updateRule(d.db, id, next, now);
+    return { before, after: viewOf(d, store.getRule(d.db, id)!), closed };
   })();
-  publish(d, [closed]);
+  publish(d, closed);
   return { before, after };
 }
 
-/** Soft delete (alerts keep pointing at the rule), closing its open alert. */
+/** Soft delete (alerts keep pointing at the rule), closing its instances' open alerts. */
 export function deleteRule(d: RulesDeps, id: number): RuleView {
   const { rule, closed } = d.db.transaction(() => {
-    const rule = findRule(d, id);
+    const rule = viewOf(d, findRule(d, id));
     const now = d.now();
-    const closed = closeOpenAlert(d.db, d.bus, rule, 'deleted', now);
-    store.saveRuleState(d.db, id, INITIAL_RULE_STATE);
+    const closed = resetInstances(d.db, d.bus, rule, 'deleted', now);
     store.deleteRule(d.db, id, now);
     return { rule, closed };
   })();
-  publish(d, [closed]);
-  return ruleView(rule);
+  publish(d, closed);
+  return rule;
 }
 
 export interface Preview {
@@ -117,7 +133,11 @@ export interface Preview {
   finalState: AlertStateName;
 }
 
-/** How the rule would have behaved over the last `last` stored images (oldest first). Changes nothing. */
+/**
+ * How the rule would have behaved over the last `last` stored images (oldest
+ * first), one state machine per source as when it runs. Changes nothing.
+ * finalState is the most urgent final state among the sources.
+ */
 export async function previewRule(d: RulesDeps, input: RuleInput, last: number): Promise<Preview> {
   if (input.pendingK > input.pendingN) throw bad(`pendingK (${input.pendingK}) cannot exceed pendingN (${input.pendingN})`);
   const rule: AlertRule = { id: 0, ...input };
@@ -125,17 +145,18 @@ export async function previewRule(d: RulesDeps, input: RuleInput, last: number):
   if (!active) throw new AppError('no_active_model', 'no active model to resolve thresholds against');
   const images = listImages(d.db, { source: rule.source ?? undefined, limit: last }).reverse();
   const resolve = calibrationThreshold(active.detector.meta.calibration);
-  let state = INITIAL_RULE_STATE;
+  const states = new Map<string, RuleState>();
   let breaches = 0;
   let firings = 0;
   for (const img of images) {
     const obs = observe(rule, channelValue(img, rule.channel), resolve);
     if (obs.breach) breaches++;
-    const s = step(rule, state, obs, img.received_at, false);
+    const s = step(rule, states.get(img.source) ?? INITIAL_RULE_STATE, obs, img.received_at, false);
     if (s.transition?.to === 'firing') firings++;
-    state = s.next;
+    states.set(img.source, s.next);
   }
-  return { images: images.length, breaches, firings, finalState: state.state };
+  const finals = [...states.values()].map((s) => s.state);
+  return { images: images.length, breaches, firings, finalState: URGENCY.find((u) => finals.includes(u)) ?? 'normal' };
 }
 
 export function activeSilences(d: RulesDeps): SilenceView[] {
@@ -144,24 +165,31 @@ export function activeSilences(d: RulesDeps): SilenceView[] {
 
 export interface SilenceInput {
   ruleId: number | null;
+  /** null: every source */
+  source: string | null;
   startsAt: number;
   endsAt: number;
   reason: string;
   createdBy: number | null;
 }
 
-export function createSilence(d: RulesDeps, s: SilenceInput): { id: number; ruleId: number | null; startsAt: number; endsAt: number; reason: string } {
-  if (s.ruleId !== null) findRule(d, s.ruleId);
+export function createSilence(d: RulesDeps, s: SilenceInput): { id: number; ruleId: number | null; source: string | null; startsAt: number; endsAt: number; reason: string } {
+  if (s.ruleId !== null) {
+    const rule = findRule(d, s.ruleId);
+    if (s.source !== null && rule.source !== null && rule.source !== s.source) {
+      throw bad(`rule ${rule.id} watches only source ${JSON.stringify(rule.source)}, so a silence of it for ${JSON.stringify(s.source)} would never apply`);
+    }
+  }
   if (s.endsAt <= s.startsAt) throw bad('give minutes, or an endsAt after startsAt');
   const id = store.insertSilence(d.db, { ...s, now: d.now() });
-  return { id, ruleId: s.ruleId, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason };
+  return { id, ruleId: s.ruleId, source: s.source, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason };
 }
 
 export function deleteSilence(d: RulesDeps, id: number): void {
   if (!store.deleteSilence(d.db, id)) throw new AppError('not_found', `no silence ${id}`);
 }
 
-export function alertPage(d: RulesDeps, f: { state?: AlertStateName; ruleId?: number; before?: number; limit: number }): { alerts: AlertView[]; nextCursor: number | null } {
+export function alertPage(d: RulesDeps, f: { state?: AlertStateName; ruleId?: number; source?: string; before?: number; limit: number }): { alerts: AlertView[]; nextCursor: number | null } {
   const rows = store.listAlerts(d.db, f);
   return { alerts: rows.map(alertView), nextCursor: rows.length === f.limit ? rows[rows.length - 1].id : null };
 }
@@ -178,7 +206,7 @@ export function acknowledgeAlert(d: RulesDeps, id: number, keyId: number): { ale
     if (!store.getAlert(d.db, id)) throw new AppError('not_found', `no alert ${id}`);
     const changed = store.ackAlert(d.db, id, keyId, d.now());
     const alert = alertView(store.getAlert(d.db, id)!);
-    const event = changed ? d.bus.record('alert.changed', { alert, acknowledged: true, message: `alert ${id} acknowledged` }) : null;
+    const event = changed ? d.bus.record('alert.changed', { alert, acknowledged: true, message: `${alert.source ?? 'unknown source'}: alert ${id} acknowledged` }) : null;
     return { alert, event };
   })();
   if (event) d.bus.broadcast(event);

@@ -20,6 +20,7 @@ import { evaluateRules } from './alerting.js';
 import { scoringModel } from './detector.js';
 import type { BusEvent, EventBus } from './event-bus.js';
 import { derivedPath, originalPath, sha256, type FileStore } from './file-store.js';
+import type { Metrics } from './metrics.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { ModelLease, ModelRegistry } from './model-registry.js';
 import type { WebhookSender } from './webhooks.js';
@@ -89,6 +90,7 @@ export interface ScoringDeps {
   webhooks: WebhookSender;
   log: Logger;
   now: () => number;
+  metrics?: Pick<Metrics, 'uploadScored'>;
 }
 
 export class ScoringService {
@@ -108,6 +110,7 @@ export class ScoringService {
   async scoreUploads(uploads: Upload[], source: string): Promise<ScoreOutcome[]> {
     const lease = await this.d.registry.lease();
     if (!lease) throw new AppError('no_active_model', 'no model is active yet: train one (POST /api/models/train) or activate one (POST /api/models/:id/activate)');
+    const started = performance.now();
     this.inFlight += uploads.length;
     try {
       // allSettled, not all: the lease must outlive every file's work.
@@ -117,7 +120,9 @@ export class ScoringService {
         for (const extra of serverFailures.slice(1)) this.d.log.error('upload failed', { error: (extra as Error)?.stack ?? String(extra) });
         throw serverFailures[0];
       }
-      return this.commit(uploads, settled, source, lease);
+      const outcomes = this.commit(uploads, settled, source, lease);
+      this.d.metrics?.uploadScored(source, outcomes, (performance.now() - started) / 1000);
+      return outcomes;
     } finally {
       this.inFlight -= uploads.length;
       lease.release();

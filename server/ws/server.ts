@@ -54,6 +54,7 @@ export function attachWebSocket(server: Server, ctx: Context, o: WsOptions = {})
   const alive = new WeakMap<WebSocket, boolean>();
   const auth = ctx.auth;
   const principals = new Map<WebSocket, Principal>();
+  ctx.metrics.trackWebSocketClients(() => wss.clients.size);
   // The upgrade does not pass through express, so it borrows express's request
   // getters (protocol, host, ip) under the same trust proxy setting:
   // X-Forwarded-* count here exactly when they count for the API.

@@ -198,6 +198,109 @@ describe('rule changes close the open alert', () => {
   });
 });
 
+describe('alert instances: a rule for every source keeps one state machine per source', () => {
+  let ruleId: number;
+  /** The change this upload made to the rule's instances, if any. */
+  async function change(file: string, source: string) {
+    return (await upload(file, source)).alerts.find((a: any) => a.rule.id === ruleId);
+  }
+  const alert = async (id: number) => (await s.request('GET', `/api/alerts/${id}`, { key: s.keys.viewer })).json;
+  const firing = async (source: string) =>
+    (await s.request('GET', `/api/alerts?state=firing&rule=${ruleId}&source=${source}`, { key: s.keys.viewer })).json.alerts.map((a: any) => a.id);
+  let line2Alert: number;
+  let line1Alert: number;
+
+  beforeAll(async () => {
+    const mid = (normalRecon + anomalousRecon) / 2;
+    const res = await s.request('POST', '/api/rules', { key: s.keys.operator, json: { name: 'every camera', channel: 'recon', threshold: { kind: 'absolute', value: mid } } });
+    expect(res.json.source).toBeNull();
+    ruleId = res.json.id;
+  });
+
+  it("keeps one camera's alert firing while another camera sends clean images", async () => {
+    const fired = await change(BAD, 'line2-cam');
+    expect(fired).toMatchObject({ transition: { from: 'normal', to: 'firing' }, notified: true, alert: { source: 'line2-cam', ruleId }, rule: { id: ruleId, source: null } });
+    expect(fired.message).toMatch(/^line2-cam: recon above .*firing$/);
+    line2Alert = fired.alert.id;
+    for (let i = 0; i < 3; i++) expect(await change(NORMAL, 'line1-cam')).toBeUndefined();
+    expect((await alert(line2Alert)).state).toBe('firing');
+    expect(await firing('line2-cam')).toEqual([line2Alert]);
+    expect(await change(BAD, 'line2-cam')).toBeUndefined(); // still firing: nothing new
+    const rule = (await s.request('GET', `/api/rules/${ruleId}`, { key: s.keys.viewer })).json;
+    expect(rule.state).toBe('firing');
+    expect(rule.instances).toEqual([{ source: 'line1-cam', state: 'normal' }, { source: 'line2-cam', state: 'firing' }]);
+  });
+
+  it('fires, acknowledges and resolves each source on its own', async () => {
+    const fired = await change(BAD, 'line1-cam');
+    expect(fired).toMatchObject({ transition: { to: 'firing' }, alert: { source: 'line1-cam' } });
+    line1Alert = fired.alert.id;
+    expect(line1Alert).not.toBe(line2Alert);
+
+    const ack = await s.request('POST', `/api/alerts/${line1Alert}/ack`, { key: s.keys.operator });
+    expect(ack.json).toMatchObject({ source: 'line1-cam', acknowledged: { at: expect.any(Number) } });
+    expect((await alert(line2Alert)).acknowledged).toBeNull();
+
+    const resolved = await change(NORMAL, 'line1-cam');
+    expect(resolved).toMatchObject({ transition: { from: 'firing', to: 'resolved' }, alert: { id: line1Alert, source: 'line1-cam' } });
+    expect((await alert(line2Alert)).state).toBe('firing');
+    expect((await s.request('GET', `/api/rules/${ruleId}`)).json.instances).toEqual([{ source: 'line1-cam', state: 'resolved' }, { source: 'line2-cam', state: 'firing' }]);
+  });
+
+  it('silences one source of a rule: that instance still moves but does not notify, the others still notify', async () => {
+    const sil = await s.request('POST', '/api/silences', { key: s.keys.operator, json: { ruleId, source: 'line2-cam', minutes: 30, reason: 'lens cleaning' } });
+    expect(sil.status).toBe(201);
+    expect(sil.json).toMatchObject({ ruleId, source: 'line2-cam' });
+    expect((await s.request('GET', '/api/silences', { key: s.keys.viewer })).json.silences).toEqual([expect.objectContaining({ rule_id: ruleId, source: 'line2-cam' })]);
+
+    const quiet = await change(NORMAL, 'line2-cam');
+    expect(quiet).toMatchObject({ transition: { from: 'firing', to: 'resolved' }, notified: false, alert: { id: line2Alert } });
+    expect((await change(BAD, 'line2-cam'))).toMatchObject({ transition: { to: 'firing' }, notified: false, alert: { source: 'line2-cam' } });
+    expect((await change(BAD, 'line1-cam'))).toMatchObject({ transition: { to: 'firing' }, notified: true, alert: { source: 'line1-cam' } });
+    expect((await s.request('DELETE', `/api/silences/${sil.json.id}`)).status).toBe(204);
+  });
+
+  it('refuses a silence for a source its rule never watches, and a malformed source', async () => {
+    const only = await s.request('POST', '/api/rules', { key: s.keys.operator, json: { name: 'line9 only', channel: 'recon', source: 'line9-cam', threshold: { kind: 'absolute', value: 1e9 } } });
+    const bad = await s.request('POST', '/api/silences', { key: s.keys.operator, json: { ruleId: only.json.id, source: 'line1-cam', minutes: 5 } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/watches only source "line9-cam"/);
+    expect((await s.request('POST', '/api/silences', { json: { ruleId, source: 42, minutes: 5 } })).status).toBe(400);
+    expect((await s.request('POST', '/api/silences', { json: { source: 'x'.repeat(101), minutes: 5 } })).status).toBe(400);
+    expect((await s.request('DELETE', `/api/rules/${only.json.id}`)).status).toBe(204);
+  });
+
+  it('deleting the rule closes the open alert of every instance, naming each source', async () => {
+    const open = [...(await firing('line1-cam')), ...(await firing('line2-cam'))];
+    expect(open).toHaveLength(2);
+    const seen: any[] = [];
+    const off = s.ctx.bus.subscribe((e) => seen.push(e));
+    try {
+      expect((await s.request('DELETE', `/api/rules/${ruleId}`, { key: s.keys.operator })).status).toBe(204);
+    } finally {
+      off();
+    }
+    for (const id of open) expect((await alert(id)).state).toBe('resolved');
+    const closed = seen.filter((e) => e.type === 'alert.changed').map((e) => e.payload);
+    expect(closed.map((p) => p.alert.source).sort()).toEqual(['line1-cam', 'line2-cam']);
+    for (const p of closed) expect(p.message).toMatch(new RegExp(`^${p.alert.source}: rule deleted: resolved$`));
+  });
+
+  it('filters alerts by source', async () => {
+    const res = await s.request('GET', '/api/alerts?source=line1-cam&limit=500', { key: s.keys.viewer });
+    expect(res.json.alerts.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(res.json.alerts.map((a: any) => a.source))).toEqual(new Set(['line1-cam']));
+    expect((await s.request('GET', `/api/alerts?source=${'x'.repeat(101)}`)).status).toBe(400);
+  });
+
+  it('previews per source too: a clean image from one camera does not resolve the other in the preview', async () => {
+    await upload(BAD, 'line2-cam');
+    await upload(NORMAL, 'line1-cam');
+    const res = await s.request('POST', '/api/rules/preview', { key: s.keys.viewer, json: { name: 'p', channel: 'recon', threshold: { kind: 'absolute', value: (normalRecon + anomalousRecon) / 2 }, last: 2 } });
+    expect(res.json).toEqual({ images: 2, breaches: 1, firings: 1, finalState: 'firing' });
+  });
+});
+
 describe('stats', () => {
   it('returns calibration and recent histograms per channel and counts per hour', async () => {
     const res = await s.request('GET', '/api/stats?hours=1&bins=10', { key: s.keys.viewer });

@@ -53,6 +53,8 @@ const ROUTES: [string, string, Role | null, unknown?][] = [
   ['DELETE', '/api/keys/999', 'admin'],
   ['GET', '/api/audit', 'admin'],
   ['GET', '/api/stats', 'viewer'],
+  ['GET', '/api/sources', 'viewer'],
+  ['GET', '/metrics', 'viewer'],
 ];
 const RANK = { viewer: 0, operator: 1, admin: 2 };
 

@@ -189,7 +189,7 @@ describe('database faults', () => {
       for (const url of [
         '/api/session', '/api/images', `/api/images/${imageId}`, `/api/images/${imageId}/thumbnail`, `/api/images/${imageId}/original`,
         '/api/models', `/api/models/${model}`, '/api/jobs', '/api/rules', `/api/rules/${rule.json.id}`, '/api/silences',
-        '/api/alerts', '/api/keys', '/api/audit', '/api/stats',
+        '/api/alerts', '/api/keys', '/api/audit', '/api/stats', '/api/sources', '/metrics',
       ]) {
         const r = await s.request('GET', url, { key: null, headers: { cookie } });
         expect(r.status, `GET ${url}: ${r.raw.toString().slice(0, 200)}`).toBe(200);

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoggers, silentLoggers } from '../../server/logger.js';
 import { WebhookSender } from '../../server/services/webhooks.js';
 import { insertRule } from '../../server/db/alerts.js';
-import { INITIAL_RULE_STATE } from '../../server/domain/alert-types.js';
 import { multipart, testServer, type TestServer } from '../server-helpers.js';
 
 interface Listener {
@@ -178,7 +177,7 @@ describe('alert webhooks through the server', () => {
       insertRule(s.ctx.db, {
         name: 'old', channel: 'recon', source: 'cam-h', threshold: { kind: 'absolute', value: 0 }, pendingK: 1, pendingN: 1,
         recovery: null, clearAfter: 1, renotifySeconds: null, enabled: true, webhookUrl: url,
-      }, INITIAL_RULE_STATE, Date.now());
+      }, Date.now());
       receiver.hits.length = 0;
       expect((await fire(s, 'cam-h')).alerts[0]).toMatchObject({ transition: { to: 'firing' }, notified: true });
       for (let i = 0; i < 200 && s.ctx.webhooks.depth > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -201,7 +200,8 @@ describe('alert webhooks through the server', () => {
       await waitFor(2);
       const bodies = receiver.hits.map((h) => JSON.parse(h.body));
       expect(bodies.map((b) => `${b.transition.from}->${b.transition.to}`)).toEqual(['normal->firing', 'firing->resolved']);
-      expect(bodies[1]).toMatchObject({ alert: { state: 'resolved' }, rule: { id: created.json.id }, notified: true, message: 'rule deleted: resolved' });
+      expect(bodies[0]).toMatchObject({ alert: { state: 'firing', source: 'cam-h' } });
+      expect(bodies[1]).toMatchObject({ alert: { state: 'resolved', source: 'cam-h' }, rule: { id: created.json.id }, notified: true, message: 'cam-h: rule deleted: resolved' });
     } finally {
       await s.close();
     }

@@ -159,13 +159,101 @@ describe('0002_close_orphaned_alerts', () => {
       alert.run(live, 'firing');
       old.close();
 
-      const db = openDb(file);
+      // Up to 0002 only: later migrations move rule state elsewhere (0004).
+      await copyFile(path.join(MIGRATIONS_DIR, '0002_close_orphaned_alerts.sql'), path.join(first, '0002_close_orphaned_alerts.sql'));
+      const db = openDb(file, first);
       const states = db.prepare('SELECT r.name, a.state FROM alerts a JOIN alert_rules r ON r.id = a.rule_id ORDER BY a.id').all();
       expect(states).toEqual([{ name: 'deleted', state: 'resolved' }, { name: 'disabled', state: 'normal' }, { name: 'live', state: 'firing' }]);
       const transitions = db.prepare('SELECT from_state, to_state, notified FROM alert_transitions ORDER BY id').all();
       expect(transitions).toEqual([{ from_state: 'firing', to_state: 'resolved', notified: 0 }, { from_state: 'pending', to_state: 'normal', notified: 0 }]);
       const memory = db.prepare('SELECT name, json_extract(state, \'$.state\') AS s FROM alert_rules ORDER BY id').all();
       expect(memory).toEqual([{ name: 'deleted', s: 'normal' }, { name: 'disabled', s: 'normal' }, { name: 'live', s: 'firing' }]);
+      db.close();
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('0004_alert_instances', () => {
+  it('moves rule state to per-source instances, names the source of old alerts, and totals stored images per source', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const before = path.join(dir, 'before');
+      await mkdir(before);
+      for (const f of (await shipped()).filter((f) => f < '0004')) await copyFile(path.join(MIGRATIONS_DIR, f), path.join(before, f));
+      const file = path.join(dir, 'old.db');
+      const old = openDb(file, before);
+      old.prepare("INSERT INTO models (id, dir, created_at, input_size, channels, summary) VALUES ('m', 'd', 0, 28, 1, '{}')").run();
+      const image = old.prepare(
+        `INSERT INTO images (received_at, source, original_name, sha256, format, width, height, bytes, model_id, kl, recon, elbo,
+           p_kl, p_recon, p_elbo, p_combined, pct_kl, pct_recon, pct_elbo, anomaly, original_path, thumbnail_path, reconstruction_path, heatmap_path)
+         VALUES (?, ?, 'x.png', 'h', 'png', 1, 1, 1, 'm', 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, ?, 'o', 't', 'r', 'h')`,
+      );
+      const img = (at: number, source: string, anomaly: 0 | 1) => Number(image.run(at, source, anomaly).lastInsertRowid);
+      const a1 = img(100, 'cam-a', 0);
+      const b1 = img(200, 'cam-b', 1);
+      const a2 = img(300, 'cam-a', 0);
+      img(400, 'cam-b', 1);
+      const rule = old.prepare(
+        `INSERT INTO alert_rules (name, channel, source, threshold, state, created_at, updated_at)
+         VALUES (?, 'recon', ?, '{"kind":"absolute","value":1}', ?, 1, 1)`,
+      );
+      const firingState = '{"state":"firing","window":[],"cleanStreak":2,"lastNotifiedAt":200}';
+      const everySource = Number(rule.run('every source', null, firingState).lastInsertRowid);
+      const oneSource = Number(rule.run('cam-a only', 'cam-a', '{"state":"pending","window":[true],"cleanStreak":0,"lastNotifiedAt":100}').lastInsertRowid);
+      const quiet = Number(rule.run('quiet', null, '{"state":"resolved","window":[false],"cleanStreak":0,"lastNotifiedAt":5}').lastInsertRowid);
+      const alert = old.prepare('INSERT INTO alerts (rule_id, state, started_at, updated_at, first_image_id, last_image_id) VALUES (?, ?, 1, 1, ?, ?)');
+      const transition = old.prepare("INSERT INTO alert_transitions (alert_id, from_state, to_state, at, image_id, notified) VALUES (?, ?, ?, 1, ?, 1)");
+      // Fired by cam-b, then its last change came from a cam-a image: it belongs to cam-b.
+      const firing = Number(alert.run(everySource, 'firing', b1, a2).lastInsertRowid);
+      transition.run(firing, 'normal', 'firing', b1);
+      const pending = Number(alert.run(oneSource, 'pending', a1, a1).lastInsertRowid);
+      const orphan = Number(alert.run(quiet, 'firing', null, null).lastInsertRowid); // its images are gone
+      const history = Number(alert.run(quiet, 'resolved', null, null).lastInsertRowid);
+      old.close();
+
+      const db = openDb(file);
+      const sources = db.prepare('SELECT id, source, state FROM alerts ORDER BY id').all();
+      expect(sources).toEqual([
+        { id: firing, source: 'cam-b', state: 'firing' },
+        { id: pending, source: 'cam-a', state: 'pending' },
+        { id: orphan, source: null, state: 'resolved' },
+        { id: history, source: null, state: 'resolved' },
+      ]);
+      expect(db.prepare('SELECT from_state, to_state, notified FROM alert_transitions WHERE alert_id = ?').all(orphan)).toEqual([{ from_state: 'firing', to_state: 'resolved', notified: 0 }]);
+      const instances = db.prepare('SELECT rule_id, source, state, breaches, clean_streak, last_notified_at FROM alert_instances ORDER BY rule_id').all();
+      expect(instances).toEqual([
+        { rule_id: everySource, source: 'cam-b', state: 'firing', breaches: '[]', clean_streak: 0, last_notified_at: 200 },
+        { rule_id: oneSource, source: 'cam-a', state: 'pending', breaches: '[true]', clean_streak: 0, last_notified_at: 100 },
+      ]);
+      const columns = (db.prepare('PRAGMA table_info(alert_rules)').all() as { name: string }[]).map((c) => c.name);
+      expect(columns).not.toContain('state');
+
+      const stats = () => db.prepare('SELECT source, first_seen, last_seen, images, anomalies FROM source_stats ORDER BY source').all();
+      expect(stats()).toEqual([
+        { source: 'cam-a', first_seen: 100, last_seen: 300, images: 2, anomalies: 0 },
+        { source: 'cam-b', first_seen: 200, last_seen: 400, images: 2, anomalies: 2 },
+      ]);
+      // The triggers keep the totals as images arrive and retention deletes them.
+      const insert = db.prepare(
+        `INSERT INTO images (received_at, source, original_name, sha256, format, width, height, bytes, model_id, kl, recon, elbo,
+           p_kl, p_recon, p_elbo, p_combined, pct_kl, pct_recon, pct_elbo, anomaly, original_path, thumbnail_path, reconstruction_path, heatmap_path)
+         VALUES (?, ?, 'x.png', 'h', 'png', 1, 1, 1, 'm', 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, ?, 'o', 't', 'r', 'h')`,
+      );
+      insert.run(500, 'cam-c', 1);
+      insert.run(600, 'cam-a', 1);
+      db.prepare('DELETE FROM images WHERE received_at < 250').run();
+      db.prepare("DELETE FROM images WHERE source = 'cam-c'").run();
+      expect(stats()).toEqual([
+        { source: 'cam-a', first_seen: 300, last_seen: 600, images: 2, anomalies: 1 },
+        { source: 'cam-b', first_seen: 400, last_seen: 400, images: 1, anomalies: 1 },
+      ]);
+      db.prepare("UPDATE images SET source = 'cam-b', anomaly = 0 WHERE received_at = 600").run();
+      expect(stats()).toEqual([
+        { source: 'cam-a', first_seen: 300, last_seen: 300, images: 1, anomalies: 0 },
+        { source: 'cam-b', first_seen: 400, last_seen: 600, images: 2, anomalies: 1 },
+      ]);
       db.close();
     } finally {
       await cleanup();

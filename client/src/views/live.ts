@@ -86,7 +86,7 @@ export function mountLive(root: HTMLElement, store: Store): void {
             }
           } }, 'Acknowledge')
           : null;
-      return h('li', { 'data-alert-id': alert.id, 'data-state': alert.state },
+      return h('li', { 'data-alert-id': alert.id, 'data-state': alert.state, 'data-source': alert.source ?? '' },
         h('div', {},
           badge(alert.state), ' ', h('b', {}, ruleName),
           h('div', { class: 'muted' }, message || `alert #${alert.id}: ${alert.state} at value ${num(alert.value, 4)}`),

@@ -107,7 +107,7 @@ export function mountRules(root: HTMLElement, store: Store): { refresh(): void }
       h('tbody', {}, ...store.rules.map((r) => h('tr', { 'data-rule-id': r.id },
         h('td', {}, r.name), h('td', {}, r.channel), h('td', { class: 'num' }, `${r.channel === 'combined' ? 'p < ' : '> '}${describeThreshold(r.threshold)}`),
         h('td', {}, `${r.pendingK} of ${r.pendingN}`), h('td', {}, r.source ?? 'all'),
-        h('td', {}, r.enabled ? badge(r.state) : badge('disabled', 'pending')),
+        h('td', {}, r.enabled ? instanceStates(r) : badge('disabled', 'pending')),
         h('td', {}, canEdit ? h('span', { class: 'row' },
           h('button', { class: 'edit', onclick: () => edit(r) }, 'Edit'),
           h('button', { class: 'danger', onclick: async () => {
@@ -121,14 +121,22 @@ export function mountRules(root: HTMLElement, store: Store): { refresh(): void }
           } }, 'Delete')) : ''))))));
   }
 
+  /** The rule's state; for a rule over every source, each source that is not normal beside it. */
+  function instanceStates(r: RuleView): HTMLElement {
+    const notable = r.source === null ? r.instances.filter((i) => i.state === 'pending' || i.state === 'firing') : [];
+    return h('span', {}, badge(r.state), ...notable.map((i) => h('span', { class: 'muted', 'data-source': i.source }, ` ${i.source}: ${i.state}`)));
+  }
+
   async function drawSilences(): Promise<void> {
     const list = (await api<{ silences: SilenceView[] }>('GET', '/api/silences')).silences;
     const ruleSelect = h('select', { id: 'silence-rule' }, h('option', { value: '' }, 'all rules'), ...store.rules.map((r) => h('option', { value: r.id }, r.name)));
+    const source = h('input', { id: 'silence-source', placeholder: 'all sources', maxlength: 100 });
     const minutes = h('input', { id: 'silence-minutes', type: 'number', min: 1, value: '60' });
     const reason = h('input', { id: 'silence-reason', placeholder: 'maintenance', maxlength: 500 });
     clear(silences,
       list.length ? h('ul', { class: 'feed' }, ...list.map((s) => h('li', {},
-        h('span', {}, h('b', {}, s.rule_id === null ? 'all rules' : store.ruleName(s.rule_id)), ` until ${dateTime(s.ends_at)}`, s.reason ? ` — ${s.reason}` : ''),
+        h('span', {}, h('b', {}, s.rule_id === null ? 'all rules' : store.ruleName(s.rule_id)), s.source === null ? '' : ` on ${s.source}`,
+          ` until ${dateTime(s.ends_at)}`, s.reason ? ` — ${s.reason}` : ''),
         store.can('operator') ? h('button', { onclick: async () => {
           await api('DELETE', `/api/silences/${s.id}`).catch((err) => toast((err as Error).message, 'error'));
           void drawSilences();
@@ -136,12 +144,12 @@ export function mountRules(root: HTMLElement, store: Store): { refresh(): void }
       store.can('operator') ? h('form', { class: 'row', onsubmit: async (e: Event) => {
         e.preventDefault();
         try {
-          await api('POST', '/api/silences', { ruleId: ruleSelect.value ? Number(ruleSelect.value) : null, minutes: Number(minutes.value), reason: reason.value });
+          await api('POST', '/api/silences', { ruleId: ruleSelect.value ? Number(ruleSelect.value) : null, source: source.value || null, minutes: Number(minutes.value), reason: reason.value });
           void drawSilences();
         } catch (err) {
           toast((err as Error).message, 'error');
         }
-      } }, h('label', {}, 'Rule', ruleSelect), h('label', {}, 'Minutes', minutes), h('label', {}, 'Reason', reason), h('button', { type: 'submit' }, 'Silence')) : '');
+      } }, h('label', {}, 'Rule', ruleSelect), h('label', {}, 'Source', source), h('label', {}, 'Minutes', minutes), h('label', {}, 'Reason', reason), h('button', { type: 'submit' }, 'Silence')) : '');
   }
 
   async function refresh(): Promise<void> {

@@ -73,7 +73,7 @@ export function rulesRouter(ctx: Context): Router {
   });
 
   r.get('/:id', requireRole('viewer'), (req, res) => {
-    res.json(rules.ruleView(rules.findRule(d, idParam(req.params.id, 'rule id'))));
+    res.json(rules.getRule(d, idParam(req.params.id, 'rule id')));
   });
 
   r.put('/:id', requireRole('operator'), (req, res) => {
@@ -103,13 +103,14 @@ export function silencesRouter(ctx: Context): Router {
     const body = objectBody(req.body);
     const now = d.now();
     const ruleId = body.ruleId === undefined || body.ruleId === null ? null : idParam(body.ruleId, 'rule id');
+    const source = strParam(body.source, 'source', { max: 100, optional: true }) ?? null;
     const startsAt = timeParam(body.startsAt, 'startsAt') ?? now;
     const endsAt = body.minutes !== undefined ? startsAt + intParam(body.minutes, 'minutes', { min: 1, max: 525_600 }) * 60_000 : timeParam(body.endsAt, 'endsAt');
     if (endsAt === undefined) throw bad('give minutes, or an endsAt after startsAt');
     const reason = strParam(body.reason, 'reason', { max: 500, optional: true }) ?? '';
     const who = principalOf(req).keyId;
-    const silence = rules.createSilence(d, { ruleId, startsAt, endsAt, reason, createdBy: who });
-    audit(ctx.db, { keyId: who, action: 'silence.create', target: `silence:${silence.id}`, detail: { ruleId, startsAt, endsAt, reason }, now });
+    const silence = rules.createSilence(d, { ruleId, source, startsAt, endsAt, reason, createdBy: who });
+    audit(ctx.db, { keyId: who, action: 'silence.create', target: `silence:${silence.id}`, detail: { ruleId, source, startsAt, endsAt, reason }, now });
     res.status(201).json(silence);
   });
   r.delete('/:id', requireRole('operator'), (req, res) => {
@@ -132,6 +133,7 @@ export function alertsRouter(ctx: Context): Router {
       state,
       limit: intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 }),
       ruleId: q.rule === undefined ? undefined : intParam(q.rule, 'rule', { min: 1 }),
+      source: strParam(q.source, 'source', { max: 100, optional: true }),
       before: q.cursor === undefined ? undefined : intParam(q.cursor, 'cursor', { min: 1 }),
     }));
   });
