@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LocalMapStats } from '../domain/types.js';
 import type { ImageSet } from './dataset.js';
 import { pixelsPerImage } from './dataset.js';
-import type { Vae } from './vae.js';
+import { forward, type Vae } from './vae.js';
 
 const SSIM_C1 = 0.01 ** 2;
 const SSIM_C2 = 0.03 ** 2;
@@ -88,8 +88,8 @@ export function fitLocalStats(vae: Vae, set: ImageSet, o: { batchSize?: number; 
     const n = Math.min(batch, count - start);
     const out = tf.tidy(() => {
       const x = tf.tensor4d(set.data.subarray(start * p, (start + n) * p), [n, size, size, channels]);
-      const [, , xHat] = vae.model.predict(x) as tf.Tensor[];
-      return pixelErrors(x, xHat as tf.Tensor4D);
+      const [, , xHat] = forward(vae, x);
+      return pixelErrors(x, xHat);
     });
     const sq = out.sq.dataSync();
     const ds = out.dssim.dataSync();

@@ -7,7 +7,7 @@ import { pixelsPerImage, type ImageSet } from './dataset.js';
 import { localMap, localScore, pixelErrors } from './local-maps.js';
 import { stitch, tileGrid, tileSet, type Picture, type TileResult } from './tiles.js';
 import { klPerImage, reconNll } from './loss.js';
-import type { Vae } from './vae.js';
+import { forward, type Vae } from './vae.js';
 
 export interface ScoringModel {
   vae: Vae;
@@ -35,7 +35,7 @@ function scoreBatch(m: ScoringModel, x: Float32Array, n: number, set: ImageSet, 
   const { size, channels } = set;
   const tensors = tf.tidy(() => {
     const xt = tf.tensor4d(x, [n, size, size, channels]);
-    const [mu, logVar, xHat] = m.vae.model.predict(xt) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor4D];
+    const [mu, logVar, xHat] = forward(m.vae, xt);
     const klT = klPerImage(mu, logVar);
     let recon: tf.Tensor1D;
     let maps: tf.Tensor;

@@ -7,7 +7,7 @@ import type { EpochRecord, Likelihood, TrainProgress } from '../domain/types.js'
 import { pixelsPerImage, type ImageSet } from './dataset.js';
 import { vaeLoss, klPerImage, reconNll } from './loss.js';
 import { mulberry32, shuffledIndices } from './random.js';
-import type { Vae } from './vae.js';
+import { forward, type Vae } from './vae.js';
 
 export interface TrainLoopOptions {
   epochs: number;
@@ -61,7 +61,7 @@ export function validationLoss(vae: Vae, val: ImageSet, likelihood: Likelihood, 
     const n = Math.min(batchSize, val.count - start);
     total += tf.tidy(() => {
       const x = tf.tensor4d(val.data.subarray(start * p, (start + n) * p), [n, val.size, val.size, val.channels]);
-      const [mu, logVar, xHat] = vae.model.predict(x) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor4D];
+      const [mu, logVar, xHat] = forward(vae, x);
       const loss = reconNll(x, xHat, likelihood, sigma2).add(klPerImage(mu, logVar).mul(beta));
       return loss.sum().dataSync()[0];
     });

@@ -109,6 +109,17 @@ function wire(encoder: tf.LayersModel, decoder: tf.LayersModel, o: VaeOptions): 
   return tf.model({ inputs: x, outputs: [mu, logVar, xHat], name: 'vae' });
 }
 
+/**
+ * x -> [mu, logVar, decoder(mu)] for inference, in one pass over the whole
+ * batch. `model.predict` gives the same numbers but runs a nested model once
+ * per output it feeds (the encoder twice) and splits batches into 32s: the
+ * encoder is over half of a scoring pass.
+ */
+export function forward(vae: Vae, x: tf.Tensor4D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor4D] {
+  const [mu, logVar] = vae.encoder.apply(x, { training: false }) as tf.Tensor2D[];
+  return [mu, logVar, vae.decoder.apply(mu, { training: false }) as tf.Tensor4D];
+}
+
 /** Recovers encoder and decoder from a loaded `model` (see model-store.ts). */
 export function vaeFromModel(model: tf.LayersModel): Vae {
   const encoder = model.getLayer('encoder') as unknown as tf.LayersModel;
