@@ -163,7 +163,7 @@ describe('the server with a tiled model active', () => {
 });
 
 describe('default options from the images', () => {
-  it('tile images larger than 128 px or elongated, read small square ones whole, and follow their colour', async () => {
+  it('tile images larger than 512 px or twice as long as wide, read square ones up to 512 px whole, and follow their colour', async () => {
     const d = { ...DEFAULT_TRAIN_OPTIONS };
     const auto = { channels: true, resolution: true };
     expect((await optionsForImages(normals, d, auto)).resolution).toBe(W);
@@ -175,6 +175,14 @@ describe('default options from the images', () => {
       await sharp({ create: { width: 48, height: 48, channels: 3, background: { r: 200, g: 40, b: 40 } } }).png().toFile(file);
       colour.push(file);
     }
+    const grey = async (name: string, width: number, height: number) => {
+      const file = path.join(small, name);
+      await sharp({ create: { width, height, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png().toFile(file);
+      return [file];
+    };
+    expect((await optionsForImages(await grey('cell.png', 300, 300), d, auto)).resolution).toBeNull();
+    expect((await optionsForImages(await grey('frame.png', 1024, 1000), d, auto)).resolution).toBe(256);
+    expect((await optionsForImages(await grey('strip.png', 500, 1250), d, auto)).resolution).toBe(256);
     const o = await optionsForImages(colour, d, auto);
     expect(o.resolution).toBeNull();
     expect(o.channels).toBe(3);

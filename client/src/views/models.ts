@@ -32,7 +32,7 @@ export function mountModels(root: HTMLElement, store: Store): { refresh(): void;
   });
   const form = h('form', { id: 'train-form', class: 'card', 'data-needs': 'admin' },
     h('h2', {}, 'Train a model'),
-    h('p', { class: 'muted' }, 'Upload normal images only. 20 % of them (at least 100, or a quarter of a small set) are held out to calibrate the scores. Images larger than 128 px are scored in tiles unless you choose otherwise.'),
+    h('p', { class: 'muted' }, 'Upload normal images only. 20 % of them (at least 100, or a quarter of a small set) are held out to calibrate the scores. Images larger than 512 px, or twice as long as wide, are scored in tiles unless you choose otherwise.'),
     h('label', {}, 'Normal images', files),
     h('div', { class: 'row' }, h('label', {}, 'Input size', size), h('label', {}, 'Resolution', resolution), h('label', {}, 'Channels', channels), h('label', {}, 'Epochs', epochs), h('label', {}, 'Latent dims', latent)),
     h('div', { class: 'row', style: 'margin-top: .8rem' }, h('button', { type: 'submit', class: 'primary', id: 'train-start' }, 'Start training')), sendProgress);
