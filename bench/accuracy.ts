@@ -11,6 +11,7 @@ import { CHANNELS, type TrainOptions } from '../server/domain/types.js';
 import { initBackend } from '../server/ml/backend.js';
 import { evaluateSets, type Detector } from '../server/services/detector.js';
 import { DEFAULT_TRAIN_OPTIONS, fitDetector } from '../server/services/fit.js';
+import { fittedMeta } from '../server/services/train-model.js';
 import { CLASS_NAMES, loadSplit, select } from './fashion-mnist.js';
 import { machine, writeResult } from './results-file.js';
 
@@ -50,6 +51,8 @@ console.error(`backend ${backend.name}; classes ${classes.join(',')}; ${options.
 
 type ClassResult = ReturnType<typeof evaluateSets> & { class: number; name: string; trainImagesPerSecond: number; seconds: number };
 const perClass: ClassResult[] = [];
+const channels = [...CHANNELS, 'combined'] as const;
+const meanOf = () => Object.fromEntries(channels.map((ch) => [ch, perClass.reduce((s, r) => s + r.auroc[ch], 0) / perClass.length]));
 for (const c of classes) {
   const started = performance.now();
   const fitted = await fitDetector(select(train, (l) => l === c), options, {
@@ -57,28 +60,32 @@ for (const c of classes) {
       if (e.type === 'epoch') process.stderr.write(`\rclass ${c} epoch ${e.epoch}/${e.epochs} val ${e.valLoss.toFixed(1)} ${Math.round(e.imagesPerSecond)} img/s`);
     },
   });
-  const detector = { vae: fitted.vae, meta: { likelihood: fitted.likelihood, calibration: fitted.calibration } } as Detector;
+  const detector: Detector = { vae: fitted.vae, meta: fittedMeta(fitted, { id: `fashion-mnist-${c}`, source: 'fashion-mnist', images: fitted.split.train + fitted.split.validation, skipped: 0, backend: backend.name }) };
   const result = evaluateSets(detector, select(test, (l) => l === c), select(test, (l) => l !== c));
   fitted.vae.model.dispose();
   const seconds = (performance.now() - started) / 1000;
   perClass.push({ class: c, name: CLASS_NAMES[c], ...result, trainImagesPerSecond: fitted.training.imagesPerSecond, seconds });
   process.stderr.write(`\rclass ${c} (${CLASS_NAMES[c]}): ${Object.entries(result.auroc).map(([k, a]) => `${k} ${a.toFixed(4)}`).join('  ')}  (${seconds.toFixed(0)} s)\n`);
+  await save(); // after every class: a long run cut short keeps what it measured
 }
 
-const channels = [...CHANNELS, 'combined'] as const;
-const mean = Object.fromEntries(channels.map((ch) => [ch, perClass.reduce((s, r) => s + r.auroc[ch], 0) / perClass.length]));
+const mean = meanOf();
 console.log(['class'.padEnd(14), ...channels.map((c) => c.padStart(9))].join(''));
 for (const r of perClass) console.log([`${r.class} ${r.name}`.padEnd(14), ...channels.map((ch) => r.auroc[ch].toFixed(4).padStart(9))].join(''));
 console.log(['mean'.padEnd(14), ...channels.map((ch) => mean[ch].toFixed(4).padStart(9))].join(''));
 
-const tag = v.tag ?? `${options.likelihood}-${classes.length === 10 ? 'all' : classes.join('_')}`;
-const file = await writeResult(`accuracy-${tag}`, {
-  benchmark: 'fashion-mnist one-class',
-  date: new Date().toISOString(),
-  machine: machine(),
-  backend: backend.name,
-  options,
-  meanAuroc: mean,
-  perClass,
-});
-console.error(`wrote ${file}`);
+console.error(`wrote ${await save()}`);
+
+async function save(): Promise<string> {
+  const tag = v.tag ?? `${options.likelihood}-${classes.length === 10 ? 'all' : classes.join('_')}`;
+  return writeResult(`accuracy-${tag}`, {
+    benchmark: 'fashion-mnist one-class',
+    date: new Date().toISOString(),
+    machine: machine(),
+    backend: backend.name,
+    options,
+    classesDone: perClass.map((r) => r.class),
+    meanAuroc: meanOf(),
+    perClass,
+  });
+}
