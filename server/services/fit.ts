@@ -15,8 +15,8 @@ import { createVae, validateVaeOptions, type Vae } from '../ml/vae.js';
 
 export const MIN_TRAINING_IMAGES = 20;
 
-/** Working resolutions above this make thousands of tiles per image: score in parts instead. */
-export const MAX_RESOLUTION = 4096;
+/** Working resolutions above this make thousands of tiles per image (2048 px: about 4000 tiles of 64 px, a minute of scoring on one core). */
+export const MAX_RESOLUTION = 2048;
 
 /** batchSize 0 means: pick one from the number of training images (see autoBatchSize). */
 export const AUTO_BATCH = 0;
