@@ -19,6 +19,7 @@
 //   --padim-dims N  random channel subset for the per-position Gaussian [100]
 //   --bank N        memory-bank size for PatchCore [10000]
 //   --coreset L     random,greedy: which banks to build [random,greedy]
+//   --dfr-epochs N  also train DFR-lite (an autoencoder on the pooled patch features) for N epochs; 0 = off [0]
 //   --norm X        imagenet ([-1, 1], as Keras trained it) or unit ([0, 1], as nsfwjs feeds it) [imagenet]
 //   --limit N       use at most N training normals (evenly spaced; bounds run time) [all]
 //   --batch N, --seed N, --tag NAME (results file bench/results/features-<tag or dataset>.json)
@@ -39,7 +40,7 @@ import { loadImages } from '../server/ml/dataset.js';
 import { mulberry32, shuffledIndices } from '../server/ml/random.js';
 import { DEFAULT_TRAIN_OPTIONS, validationCount } from '../server/services/fit.js';
 import { DEFAULT_WEIGHTS, Extractor, loadBackbone, type FeatureBatch, type Normalisation } from './features/backbone.js';
-import { greedyCoreset, imageScores, PatchBank, PatchPool, PositionGaussian } from './features/scorers.js';
+import { FeatureAutoencoder, greedyCoreset, imageScores, PatchBank, PatchPool, PositionGaussian } from './features/scorers.js';
 import { machine, writeResult } from './results-file.js';
 
 const { values: v } = parseArgs({
@@ -54,6 +55,7 @@ const { values: v } = parseArgs({
     'padim-dims': { type: 'string', default: '100' },
     bank: { type: 'string', default: '10000' },
     coreset: { type: 'string', default: 'random,greedy' },
+    'dfr-epochs': { type: 'string', default: '0' },
     norm: { type: 'string', default: 'imagenet' },
     limit: { type: 'string' },
     batch: { type: 'string', default: '8' },
@@ -214,6 +216,15 @@ for (const kind of coresets) {
     detail: { bank: bank.size, pool: pool.count, dims: bank.d, bytes: bank.size * bank.d * 4 },
   });
 }
+const dfrEpochs = num('dfr-epochs', v['dfr-epochs']);
+if (dfrEpochs > 0) {
+  t = performance.now();
+  const ae = new FeatureAutoencoder(pool.d, seed);
+  const loss = await ae.fit(pool, dfrEpochs);
+  const secs = (performance.now() - t) / 1000;
+  console.error(`dfr: ${dfrEpochs} epochs on ${pool.count} patches in ${secs.toFixed(1)} s, loss ${loss.toFixed(3)}`);
+  methods.push({ name: 'dfr-autoencoder', score: (f, n) => ae.score(f, n), fitSeconds: secs, scoreMs: 0, detail: { dims: pool.d, patches: pool.count, epochs: dfrEpochs, loss } });
+}
 methods.push({
   name: 'padim-gaussian', score: (f, n) => gaussian.score(f, n), fitSeconds: gaussianMs / 1000, scoreMs: 0,
   detail: { dims: gaussian.e, bytes: gaussian.bytes },
@@ -292,7 +303,7 @@ const file = await writeResult(`features-${v.tag ?? v.dataset}`, {
   machine: machine(),
   backend: backend.name,
   weights: { ...backbone.info, package: 'nsfwjs (MIT)', model: 'Keras MobileNetV2 alpha 1.0 (layers model), blocks 0-10 frozen ImageNet' },
-  options: { size, layers: extractor.o.layers, channels: extractor.channels, featureDims: extractor.d, pool: extractor.o.pool, norm, bank: bankSize, coresets, padimDims: gaussian.e, batch, seed, limit: v.limit ?? null },
+  options: { size, dfrEpochs, layers: extractor.o.layers, channels: extractor.channels, featureDims: extractor.d, pool: extractor.o.pool, norm, bank: bankSize, coresets, padimDims: gaussian.e, batch, seed, limit: v.limit ?? null },
   split: { fit: fitFiles.length, calibration: calFiles.length, testNormal: data.normal.length, testAnomalous: data.anomalous.length },
   timings: {
     decodeMsPerImage: decodeMs / scored,

@@ -244,3 +244,62 @@ export class PositionGaussian {
     return (this.mean.length + this.chol.length) * 8;
   }
 }
+
+/**
+ * DFR-lite: an autoencoder on patch feature vectors (1x1 convolutions, i.e.
+ * dense layers per position: d -> d/2 -> d/4 -> d/2 -> d), trained on the
+ * training patch pool with channels standardised; a patch's score is its
+ * squared reconstruction error.
+ */
+export class FeatureAutoencoder {
+  private readonly model: tf.Sequential;
+  private readonly mean: Float32Array;
+  private readonly std: Float32Array;
+  constructor(readonly d: number, seed: number) {
+    const init = (s: number) => tf.initializers.glorotUniform({ seed: seed + s });
+    this.model = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [d], units: Math.round(d / 2), activation: 'relu', kernelInitializer: init(1) }),
+        tf.layers.dense({ units: Math.round(d / 4), activation: 'relu', kernelInitializer: init(2) }),
+        tf.layers.dense({ units: Math.round(d / 2), activation: 'relu', kernelInitializer: init(3) }),
+        tf.layers.dense({ units: d, kernelInitializer: init(4) }),
+      ],
+    });
+    this.mean = new Float32Array(d);
+    this.std = new Float32Array(d).fill(1);
+  }
+  async fit(pool: PatchPool, epochs: number, batchSize = 256): Promise<number> {
+    const { d, count: n } = pool;
+    for (let j = 0; j < d; j++) {
+      let s = 0;
+      let s2 = 0;
+      for (let i = 0; i < n; i++) {
+        const v = pool.rows[i * d + j];
+        s += v;
+        s2 += v * v;
+      }
+      this.mean[j] = s / n;
+      this.std[j] = Math.sqrt(Math.max(s2 / n - (s / n) ** 2, 1e-6));
+    }
+    const x = tf.tensor2d(this.standardise(pool.rows.subarray(0, n * d), n), [n, d]);
+    this.model.compile({ optimizer: tf.train.adam(1e-3), loss: 'meanSquaredError' });
+    const h = await this.model.fit(x, x, { epochs, batchSize, shuffle: true, verbose: 0 });
+    x.dispose();
+    return (h.history.loss as number[]).at(-1)!;
+  }
+  private standardise(rows: Float32Array, n: number): Float32Array {
+    const out = new Float32Array(n * this.d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < this.d; j++) out[i * this.d + j] = (rows[i * this.d + j] - this.mean[j]) / this.std[j];
+    return out;
+  }
+  score(f: FeatureBatch, n: number): Float32Array {
+    const hw = f.h * f.w;
+    const out = tf.tidy(() => {
+      const x = tf.tensor2d(this.standardise(f.data.subarray(n * hw * f.d, (n + 1) * hw * f.d), hw), [hw, f.d]);
+      return (this.model.predict(x) as tf.Tensor2D).sub(x).square().sum(1);
+    });
+    const data = out.dataSync() as Float32Array;
+    out.dispose();
+    return data;
+  }
+}
