@@ -52,6 +52,8 @@ export interface ImageFilter {
   until?: number;
   source?: string;
   anomalous?: boolean;
+  /** Only images whose original file name contains this text (case-sensitive, no wildcards). */
+  name?: string;
   /** Only images with an id below this (the previous page's last id). */
   before?: number;
   limit: number;
@@ -65,6 +67,7 @@ export function listImages(db: Db, f: ImageFilter): ImageRow[] {
   if (f.until !== undefined) { where.push('received_at < @until'); params.until = f.until; }
   if (f.source !== undefined) { where.push('source = @source'); params.source = f.source; }
   if (f.anomalous) where.push('anomaly = 1');
+  if (f.name !== undefined) { where.push('instr(original_name, @name) > 0'); params.name = f.name; }
   if (f.before !== undefined) { where.push('id < @before'); params.before = f.before; }
   const sql = `SELECT * FROM images ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
   return db.prepare(sql).all(params) as ImageRow[];

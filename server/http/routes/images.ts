@@ -3,6 +3,7 @@ import { Router } from 'express';
 import type { Context } from '../../context.js';
 import { AppError } from '../../domain/errors.js';
 import { getImage, listImages } from '../../db/images.js';
+import { writeImagesCsv } from '../../services/image-export.js';
 import { imageView } from '../../services/scoring.js';
 import { requireRole } from '../auth.js';
 import { boolParam, idParam, intParam, strParam, timeParam } from '../params.js';
@@ -12,6 +13,15 @@ import { parseMultipart } from '../uploads.js';
 export function contentDisposition(name: string): string {
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
+/** ?format=csv|json decides; without it, an Accept header asking for CSV does. */
+function wantsCsv(format: string | undefined, accept: string | undefined): boolean {
+  if (format !== undefined && format !== '') {
+    if (format !== 'csv' && format !== 'json') throw new AppError('bad_request', `format must be csv or json, got ${JSON.stringify(format)}`);
+    return format === 'csv';
+  }
+  return /(^|,)\s*text\/csv/i.test(accept ?? '');
 }
 
 const FILES = { original: 'original_path', thumbnail: 'thumbnail_path', reconstruction: 'reconstruction_path', heatmap: 'heatmap_path' } as const;
@@ -33,17 +43,34 @@ export function imagesRouter(ctx: Context): Router {
     res.status(201).json({ results });
   });
 
-  r.get('/', requireRole('viewer'), (req, res) => {
+  r.get('/', requireRole('viewer'), async (req, res) => {
     const q = req.query as Record<string, string | undefined>;
-    const limit = intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 });
-    const rows = listImages(ctx.db, {
+    const filter = {
       since: timeParam(q.since, 'since'),
       until: timeParam(q.until, 'until'),
       source: strParam(q.source, 'source', { max: 100, optional: true }),
       anomalous: boolParam(q.anomalous, 'anomalous', false),
-      before: q.cursor === undefined ? undefined : intParam(q.cursor, 'cursor', { min: 1 }),
-      limit,
-    });
+      name: strParam(q.name, 'name', { max: 200, optional: true }),
+    };
+    if (wantsCsv(q.format, req.get('accept'))) {
+      // The whole filtered history, streamed: no limit or cursor applies.
+      res.status(200).type('text/csv; charset=utf-8');
+      res.setHeader('Content-Disposition', contentDisposition('latentwatch-images.csv'));
+      const aborted = new AbortController();
+      res.on('close', () => aborted.abort());
+      try {
+        await writeImagesCsv(ctx.db, filter, res, aborted.signal);
+        res.end();
+      } catch (err) {
+        if (aborted.signal.aborted) return; // the client went away; nothing to answer
+        // Headers are sent: the only honest signal left is a cut-off body.
+        ctx.log.http.error('CSV export failed', { err: String((err as Error)?.stack ?? err) });
+        res.destroy();
+      }
+      return;
+    }
+    const limit = intParam(q.limit, 'limit', { min: 1, max: 500, fallback: 50 });
+    const rows = listImages(ctx.db, { ...filter, before: q.cursor === undefined ? undefined : intParam(q.cursor, 'cursor', { min: 1 }), limit });
     res.json({ images: rows.map(imageView), nextCursor: rows.length === limit ? rows[rows.length - 1].id : null });
   });
 
