@@ -105,6 +105,12 @@ describe('the dashboard', () => {
     const bad = await apiUpload('fixtures/anomalous/wrong_part_02.png'); // arrives over the WebSocket
     await page.waitForSelector(`#gallery [data-image-id="${bad.id}"]`);
     await shot('06-images');
+    // The CSV download carries the session: every stored result, the camera's one included.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+    const csv = await readFile((await download.path())!, 'utf8');
+    expect(csv.split('\r\n')[0]).toMatch(/^id,received_at,source,original_name/);
+    expect(csv).toContain('wrong_part_02.png');
+    expect(csv).toContain('normal_0201.png');
     await page.click('#tabs a[data-view=live]');
     await page.waitForFunction((n) => Number(document.getElementById('view-live')!.dataset.points) >= n + 1, before);
     await page.waitForSelector('#alert-feed li[data-state=firing]');

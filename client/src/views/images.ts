@@ -21,14 +21,17 @@ export function mountImages(root: HTMLElement, store: Store): void {
     h('div', { style: 'margin: .8rem 0' }, zone, input), progress, results);
 
   let anomalousOnly = false;
+  // Every stored result (not just the recent ones shown), as the server streams it.
+  const exportLink = h('a', { id: 'export-csv', class: 'button', href: '/api/images?format=csv', download: 'latentwatch-images.csv' }, 'Download CSV');
   const toggle = h('label', { style: 'flex-direction: row; align-items: center; gap: .4rem' },
     h('input', { type: 'checkbox', id: 'anomalous-only', onchange: (e: Event) => {
       anomalousOnly = (e.target as HTMLInputElement).checked;
+      exportLink.setAttribute('href', `/api/images?format=csv${anomalousOnly ? '&anomalous=true' : ''}`);
       draw();
     } }), 'anomalous only');
   const gallery = h('div', { class: 'gallery', id: 'gallery' });
   clear(root, h('div', { class: 'grid' }, uploadCard,
-    h('div', { class: 'card', style: 'grid-column: 1 / -1' }, h('div', { class: 'row', style: 'justify-content: space-between' }, h('h2', {}, 'Recent images'), toggle), gallery)));
+    h('div', { class: 'card', style: 'grid-column: 1 / -1' }, h('div', { class: 'row', style: 'justify-content: space-between' }, h('h2', {}, 'Recent images'), h('div', { class: 'row' }, toggle, exportLink)), gallery)));
 
   async function send(files: File[]): Promise<void> {
     if (files.length === 0) return;
