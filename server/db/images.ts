@@ -94,8 +94,29 @@ export function fileInUse(db: Db, rel: string): boolean {
   ).get({ p: rel }) !== undefined;
 }
 
-export function scoresSince(db: Db, since: number, limit: number): Pick<ImageRow, 'kl' | 'recon' | 'elbo' | 'p_combined' | 'anomaly' | 'model_id'>[] {
-  return db.prepare('SELECT kl, recon, elbo, p_combined, anomaly, model_id FROM images WHERE received_at >= ? ORDER BY id DESC LIMIT ?').all(since, limit) as never;
+export type ScoreColumn = 'kl' | 'recon' | 'elbo';
+const SCORE_COLUMNS: readonly ScoreColumn[] = ['kl', 'recon', 'elbo'];
+
+/** Count, anomalies and each score's range over every image since `since` scored by `modelId` (null: by any model). */
+export function scoreSummary(db: Db, since: number, modelId: string | null): { images: number; anomalies: number; range: Record<ScoreColumn, { lo: number | null; hi: number | null }> } {
+  const cols = SCORE_COLUMNS.map((c) => `MIN(${c}) AS ${c}_lo, MAX(${c}) AS ${c}_hi`).join(', ');
+  const r = db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(anomaly), 0) AS a, ${cols} FROM images WHERE received_at >= ? AND (? IS NULL OR model_id = ?)`).get(since, modelId, modelId) as Record<string, number | null>;
+  const range = {} as Record<ScoreColumn, { lo: number | null; hi: number | null }>;
+  for (const c of SCORE_COLUMNS) range[c] = { lo: r[`${c}_lo`], hi: r[`${c}_hi`] };
+  return { images: Number(r.n), anomalies: Number(r.a), range };
+}
+
+/** Counts per bin of one score over [lo, hi] (values outside go to the end bins), counted in SQL over every matching row. */
+export function scoreHistogram(db: Db, since: number, modelId: string | null, column: ScoreColumn, lo: number, hi: number, bins: number): number[] {
+  if (!SCORE_COLUMNS.includes(column)) throw new Error(`not a score column: ${column}`);
+  const width = (hi - lo) / bins || 1;
+  const rows = db.prepare(
+    `SELECT MIN(@last, MAX(0, CAST((${column} - @lo) / @width AS INTEGER))) AS bin, COUNT(*) AS n
+     FROM images WHERE received_at >= @since AND (@model IS NULL OR model_id = @model) GROUP BY bin`,
+  ).all({ last: bins - 1, lo, width, since, model: modelId }) as { bin: number; n: number }[];
+  const counts = new Array<number>(bins).fill(0);
+  for (const r of rows) counts[r.bin] += r.n;
+  return counts;
 }
 
 export function countsPerHour(db: Db, since: number): { hour: number; images: number; anomalies: number }[] {

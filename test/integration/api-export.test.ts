@@ -125,3 +125,22 @@ describe('GET /api/images as CSV', () => {
     expect(maxQueued).toBeLessThan(bytes / 20);
   }, 60_000);
 });
+
+describe('GET /api/stats over a long history', () => {
+  it(`counts and bins every one of ${ROWS.toLocaleString('en')} images, not a capped sample`, async () => {
+    const res = await s.request('GET', '/api/stats?hours=720&bins=20', { key: s.keys.viewer });
+    expect(res.status).toBe(200);
+    expect(res.json.images).toBe(ROWS);
+    expect(res.json.anomalies).toBe(ROWS / 20);
+    for (const ch of ['kl', 'recon', 'elbo']) {
+      const h = res.json.channels[ch];
+      expect(h.recent.reduce((a: number, b: number) => a + b, 0)).toBe(ROWS);
+      expect(h.lo).toBeLessThanOrEqual(ch === 'kl' ? 100 : ch === 'recon' ? 1 : 500);
+    }
+    // recon takes five values equally often: five bins hold a fifth each (the range's top lands in the last bin).
+    const recon = res.json.channels.recon;
+    const filled = recon.recent.filter((n: number) => n > 0);
+    expect(filled.reduce((a: number, b: number) => a + b, 0)).toBe(ROWS);
+    expect(Math.max(...filled)).toBeLessThanOrEqual(ROWS / 5 + 1);
+  }, 60_000);
+});

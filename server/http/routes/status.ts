@@ -1,7 +1,7 @@
 // /api/health (no key needed, no secrets) and /api/stats.
 import { Router } from 'express';
 import type { Context } from '../../context.js';
-import { countsPerHour, scoresSince } from '../../db/images.js';
+import { countsPerHour, scoreHistogram, scoreSummary } from '../../db/images.js';
 import { CHANNELS, type Channel } from '../../domain/types.js';
 import { requireRole } from '../auth.js';
 import { intParam } from '../params.js';
@@ -48,29 +48,30 @@ export function statsRouter(ctx: Context): Router {
     const bins = intParam(q.bins, 'bins', { min: 5, max: 200, fallback: 30 });
     const since = ctx.clock.now() - hours * 3600_000;
     const active = await ctx.registry.active();
-    const recent = scoresSince(ctx.db, since, 10_000).filter((s) => !active || s.model_id === active.row.id);
+    // Counted and binned in SQL over every image in the range, however many.
+    const summary = scoreSummary(ctx.db, since, active?.row.id ?? null);
     const channels: Record<string, unknown> = {};
     if (active) {
       const cal = active.detector.meta.calibration;
       for (const ch of CHANNELS as readonly Channel[]) {
         const calScores = cal.channels[ch].scores;
-        const values = recent.map((s) => s[ch]);
+        const seen = summary.range[ch];
         // Bins cover the calibration range plus whatever recent images reached.
-        const lo = Math.min(calScores[0], ...values);
-        const hi = Math.max(calScores[calScores.length - 1], ...values);
+        const lo = Math.min(calScores[0], seen.lo ?? Infinity);
+        const hi = Math.max(calScores[calScores.length - 1], seen.hi ?? -Infinity);
         channels[ch] = {
           lo, hi, bins,
           threshold: cal.channels[ch].threshold,
           calibration: histogram(calScores, lo, hi, bins),
-          recent: histogram(values, lo, hi, bins),
+          recent: scoreHistogram(ctx.db, since, active.row.id, ch, lo, hi, bins),
         };
       }
     }
     res.json({
       activeModel: active?.row.id ?? null,
       hours,
-      images: recent.length,
-      anomalies: recent.filter((s) => s.anomaly === 1).length,
+      images: summary.images,
+      anomalies: summary.anomalies,
       channels,
       perHour: countsPerHour(ctx.db, since).map((h) => ({ ...h, hour: new Date(h.hour).toISOString() })),
     });
