@@ -107,12 +107,12 @@ export function scoreSummary(db: Db, since: number, modelId: string | null): { i
 }
 
 /** Counts per bin of one score over [lo, hi] (values outside go to the end bins), counted in SQL over every matching row. */
-export function scoreHistogram(db: Db, since: number, modelId: string | null, column: ScoreColumn, lo: number, hi: number, bins: number): number[] {
+export function scoreHistogram(db: Db, since: number, modelId: string, column: ScoreColumn, lo: number, hi: number, bins: number): number[] {
   if (!SCORE_COLUMNS.includes(column)) throw new Error(`not a score column: ${column}`);
   const width = (hi - lo) / bins || 1;
   const rows = db.prepare(
     `SELECT MIN(@last, MAX(0, CAST((${column} - @lo) / @width AS INTEGER))) AS bin, COUNT(*) AS n
-     FROM images WHERE received_at >= @since AND (@model IS NULL OR model_id = @model) GROUP BY bin`,
+     FROM images WHERE received_at >= @since AND model_id = @model GROUP BY bin`,
   ).all({ last: bins - 1, lo, width, since, model: modelId }) as { bin: number; n: number }[];
   const counts = new Array<number>(bins).fill(0);
   for (const r of rows) counts[r.bin] += r.n;

@@ -32,7 +32,7 @@ export function healthRouter(ctx: Context, extra: () => Record<string, unknown> 
   return r;
 }
 
-/** Counts of values per bin over [lo, hi], values outside clamped to the end bins. */
+/** Counts of values per bin over [lo, hi], values outside clamped to the end bins: the rule scoreHistogram applies in SQL, so both share bins. */
 function histogram(values: number[], lo: number, hi: number, bins: number): number[] {
   const counts = new Array(bins).fill(0);
   const width = (hi - lo) / bins || 1;
